@@ -1,0 +1,3 @@
+"""midilm: a reproducible DVC pipeline for symbolic-music language models."""
+
+__version__ = "0.1.0"

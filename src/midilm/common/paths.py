@@ -1,0 +1,75 @@
+"""Where every stage reads and writes, relative to the repository root (DVC's working dir).
+
+One place for these paths, so stages, the CLI, tests and docs agree on the DAG's files.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Layout:
+    root: Path = Path(".")
+
+    # datasets: canonical MIDI files, manifest and quarantine report
+    @property
+    def raw_dir(self) -> Path:
+        return self.root / "data" / "raw"
+
+    @property
+    def raw_manifest(self) -> Path:
+        return self.raw_dir / "manifest.parquet"
+
+    @property
+    def quarantine_report(self) -> Path:
+        return self.raw_dir / "quarantine_report.parquet"
+
+    # split: the manifest with a `split` column
+    @property
+    def split_dir(self) -> Path:
+        return self.root / "data" / "split"
+
+    @property
+    def split_manifest(self) -> Path:
+        return self.split_dir / "manifest.parquet"
+
+    # augment: augmented train copies + manifest of every piece to tokenize
+    @property
+    def augment_dir(self) -> Path:
+        return self.root / "data" / "augmented"
+
+    @property
+    def augment_manifest(self) -> Path:
+        return self.augment_dir / "manifest.parquet"
+
+    # tokenize / pack: per tokenizer
+    def tokens_dir(self, tokenizer: str) -> Path:
+        return self.root / "data" / "tokens" / tokenizer
+
+    def packed_dir(self, tokenizer: str) -> Path:
+        return self.root / "data" / "packed" / tokenizer
+
+    # train / generate / evaluate: per model
+    def model_dir(self, model: str) -> Path:
+        return self.root / "models" / model
+
+    def samples_dir(self, model: str) -> Path:
+        return self.root / "outputs" / "samples" / model
+
+    def metrics_dir(self, model: str) -> Path:
+        return self.root / "outputs" / "metrics" / model
+
+    # report
+    @property
+    def tables_dir(self) -> Path:
+        return self.root / "reports" / "tables"
+
+
+def relpath(path: Path, root: Path = Path(".")) -> str:
+    """A path as stored in manifests: POSIX, relative to the repository root."""
+    try:
+        return path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return path.as_posix()

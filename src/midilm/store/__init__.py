@@ -1,0 +1,1 @@
+"""Token storage: Megatron-style binidx (and Arrow, see `arrow.py`)."""

@@ -1,0 +1,5 @@
+"""Tokenizers behind one protocol (`encode`, `decode`, `vocab`) and the tokenize stage."""
+
+from midilm.tokenize.base import MusicTokenizer, build_tokenizer, load_tokenizer
+
+__all__ = ["MusicTokenizer", "build_tokenizer", "load_tokenizer"]

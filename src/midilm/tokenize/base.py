@@ -1,0 +1,62 @@
+"""The tokenizer protocol every family implements, and the factory that builds one from params."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import symusic
+
+
+@runtime_checkable
+class MusicTokenizer(Protocol):
+    """Score <-> token ids. `encode` returns ids without BOS/EOS; `decode` ignores specials."""
+
+    name: str
+
+    def encode(self, score: symusic.Score) -> list[int]: ...
+
+    def decode(self, ids: Sequence[int]) -> symusic.Score: ...
+
+    @property
+    def vocab(self) -> Mapping[str, int]: ...
+
+    @property
+    def vocab_size(self) -> int: ...
+
+    @property
+    def pad_id(self) -> int: ...
+
+    @property
+    def bos_id(self) -> int: ...
+
+    @property
+    def eos_id(self) -> int: ...
+
+    def save(self, path: Path) -> None: ...
+
+
+def build_tokenizer(cfg: Mapping[str, Any]) -> MusicTokenizer:
+    """Build the tokenizer named by `cfg["name"]` (params.yaml's `tokenizer` group)."""
+    from midilm.tokenize.miditok_family import MIDITOK_CLASSES, MidiTokTokenizer
+
+    name = str(cfg["name"]).lower()
+    if name in MIDITOK_CLASSES:
+        return MidiTokTokenizer.from_config(name, cfg.get("miditok", {}))
+    raise ValueError(
+        f"unknown tokenizer {name!r}; choose one of {sorted(MIDITOK_CLASSES)} "
+        "(conf/tokenizer/*.yaml)"
+    )
+
+
+def load_tokenizer(path: str | Path) -> MusicTokenizer:
+    """Load a tokenizer saved by the tokenize stage (`data/tokens/<name>/tokenizer.json`)."""
+    from midilm.tokenize.miditok_family import MidiTokTokenizer
+
+    path = Path(path)
+    if path.is_dir():
+        path = path / "tokenizer.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: tokenizer file missing; run `dvc repro tokenize`.")
+    return MidiTokTokenizer.load(path)
