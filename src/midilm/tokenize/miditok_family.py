@@ -1,4 +1,4 @@
-"""MidiTok tokenizers (REMI, TSD, MIDILike, Structured, CPWord, Octuple, MMM) behind our protocol."""
+"""MidiTok tokenizers (REMI, TSD, MIDILike, Structured, CPWord, Octuple, MMM) as MusicTokenizers."""
 
 from __future__ import annotations
 
@@ -75,6 +75,11 @@ class MidiTokTokenizer:
     @property
     def vocab_size(self) -> int:
         return len(self._tok)
+
+    @property
+    def resolution(self) -> int:
+        """Positions per quarter note: the onset grid (round-trip F1 works at this resolution)."""
+        return int(self._tok.config.max_num_pos_per_beat)
 
     @property
     def pad_id(self) -> int:

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Create or refresh .venv with the pinned dependencies (pyproject.toml + constraints.txt).
+# Idempotent: does nothing when the environment already matches. Debian + Python 3.11.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+pick_python() {
+  for candidate in "${PYTHON:-}" python3.11 python3.12 python3; do
+    [ -n "$candidate" ] || continue
+    if command -v "$candidate" >/dev/null 2>&1 &&
+       "$candidate" -c 'import sys; sys.exit(not ((3, 11) <= sys.version_info[:2] < (3, 13)))'; then
+      echo "$candidate"; return 0
+    fi
+  done
+  echo "midilm: Python 3.11 or 3.12 is required (apt-get install python3 python3-venv)" >&2
+  return 1
+}
+
+apt_install() {
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "midilm: installing Debian packages: $*" >&2
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+  else
+    echo "midilm: please install the Debian packages: $*" >&2
+    return 1
+  fi
+}
+
+command -v git >/dev/null 2>&1 || apt_install git
+PY=$(pick_python)
+if ! "$PY" -c 'import ensurepip, venv' >/dev/null 2>&1; then
+  apt_install python3-venv
+fi
+
+stamp=.venv/.midilm-installed
+want=$(cat pyproject.toml constraints.txt | sha256sum | cut -d' ' -f1)
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x .venv/bin/python ]; then
+  exit 0
+fi
+echo "midilm: setting up .venv (first run downloads the pinned dependencies)" >&2
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -c constraints.txt -e '.[dev]'
+echo "$want" > "$stamp"

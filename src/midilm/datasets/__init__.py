@@ -1,0 +1,1 @@
+"""Datasets: sources (music21 corpus, folders), validation and quarantine, manifest, split."""

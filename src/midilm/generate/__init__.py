@@ -1,0 +1,1 @@
+"""Generation: sampling (temperature, top-k, top-p) with a KV cache, and the generate stage."""

@@ -1,0 +1,1 @@
+"""How stages run: the stage registry and the launcher with its executors (local, Slurm)."""

@@ -1,0 +1,89 @@
+"""The pack stage: sequences.parquet -> per split Arrow IPC + Megatron binidx, and stats.json."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from omegaconf import DictConfig
+
+from midilm.common.io import atomic_dir, read_json, write_json_atomic
+from midilm.common.logging import get_logger
+from midilm.common.params import to_plain
+from midilm.common.paths import Layout
+from midilm.store.arrow import write_sequences_arrow
+from midilm.store.binidx import BinIdxWriter, dtype_for_vocab
+
+log = get_logger(__name__)
+
+SPLITS = ("train", "valid", "test")
+
+
+def run_pack(params: Mapping[str, Any] | DictConfig, layout: Layout | None = None) -> dict:
+    """Run the stage; returns the stats written to `packed_dir(name)/stats.json`."""
+    layout = layout or Layout()
+    plain = to_plain(params) if isinstance(params, DictConfig) else dict(params)
+    name = str(plain["tokenizer"]["name"]).lower()
+    src = layout.tokens_dir(name) / "sequences.parquet"
+    if not src.exists():
+        raise FileNotFoundError(f"{src}: sequences missing; run `dvc repro tokenize` first.")
+    table = pq.read_table(src, columns=["id", "source_id", "split", "ids"])
+    vocab_size = _vocab_size(table.schema.metadata or {}, layout, name)
+    dtype = dtype_for_vocab(vocab_size)
+
+    stats: dict[str, Any] = {
+        "tokenizer": name,
+        "vocab_size": vocab_size,
+        "dtype": dtype.name,
+        "splits": {},
+    }
+    with atomic_dir(layout.packed_dir(name)) as tmp:
+        for split in SPLITS:
+            part = table.filter(pc.equal(table.column("split"), split))
+            seqs = _sequences(part.column("ids"))
+            flat = np.concatenate(seqs) if seqs else np.zeros(0, dtype=np.int64)
+            if flat.size and (flat.min() < 0 or flat.max() >= vocab_size):
+                raise ValueError(
+                    f"{src}: {split} holds ids outside 0..{vocab_size - 1}; re-tokenize"
+                )
+            with BinIdxWriter(tmp / split, dtype) as writer:
+                for seq in seqs:
+                    writer.add_document(seq)
+            write_sequences_arrow(
+                tmp / f"{split}.arrow",
+                part.column("id").to_pylist(),
+                part.column("source_id").to_pylist(),
+                part.column("split").to_pylist(),
+                seqs,
+                dtype,
+            )
+            stats["splits"][split] = {"documents": len(seqs), "tokens": int(flat.size)}
+        write_json_atomic(tmp / "stats.json", stats)
+    log.info("pack %s: %s (%s)", name, stats["splits"], dtype.name)
+    return stats
+
+
+def _sequences(column: pa.ChunkedArray) -> list[np.ndarray]:
+    """Each list<int> row as a numpy view into one flat int64 buffer (no per-row Python lists)."""
+    if column.num_chunks == 0 or len(column) == 0:
+        return []
+    ids = column.combine_chunks()
+    offsets = ids.offsets.to_numpy()
+    values = ids.flatten().to_numpy().astype(np.int64)
+    base = int(offsets[0])
+    return [values[a - base : b - base] for a, b in itertools.pairwise(offsets)]
+
+
+def _vocab_size(metadata: Mapping[bytes, bytes], layout: Layout, name: str) -> int:
+    """Vocabulary size from sequences.parquet's metadata, else from the tokenize stats.json."""
+    if b"midilm.vocab_size" in metadata:
+        return int(metadata[b"midilm.vocab_size"])
+    stats_path = layout.tokens_dir(name) / "stats.json"
+    if not stats_path.exists():
+        raise FileNotFoundError(f"{stats_path}: no vocab size found; run `dvc repro tokenize`.")
+    return int(read_json(stats_path)["vocab_size"])

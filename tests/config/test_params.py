@@ -1,0 +1,40 @@
+"""params.yaml is the Hydra composition of conf/, and every config group composes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from midilm.common.compose import compose_params_text
+
+CONF = Path(__file__).resolve().parents[2] / "conf"
+
+
+def test_committed_params_equal_the_composition_of_conf(repo_root: Path) -> None:
+    committed = (repo_root / "params.yaml").read_text(encoding="utf-8")
+    assert committed == compose_params_text(CONF), (
+        "params.yaml is stale: run `midilm params compose` and commit it"
+    )
+
+
+@pytest.mark.parametrize("group", sorted(p.name for p in CONF.iterdir() if p.is_dir()))
+def test_every_option_of_every_group_composes(group: str) -> None:
+    for option in sorted((CONF / group).glob("*.yaml")):
+        cfg = OmegaConf.create(compose_params_text(CONF, [f"{group}={option.stem}"]))
+        assert cfg.seed is not None and cfg.model.name and cfg.tokenizer.name
+
+
+def test_smoke_profile_shrinks_the_run() -> None:
+    default = OmegaConf.create(compose_params_text(CONF))
+    smoke = OmegaConf.create(compose_params_text(CONF, ["profile=smoke"]))
+    assert smoke.profile == "smoke" and default.profile == "default"
+    assert smoke.train.steps < default.train.steps
+    assert smoke.dataset.sources.bach_chorales.max_pieces == 40
+    assert smoke.model.name == default.model.name  # same outputs, smaller sizes
+
+
+def test_dvc_hydra_integration_is_enabled(repo_root: Path) -> None:
+    config = (repo_root / ".dvc" / "config").read_text()
+    assert "[hydra]" in config and "enabled = true" in config

@@ -1,0 +1,137 @@
+"""End to end: the smoke profile through the real DVC pipeline in a fresh copy of this repo."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+TABLES = ("T1_datasets", "T2_tokenizers", "T4_models", "T5_music_metrics")
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "midilm-test",
+    "GIT_AUTHOR_EMAIL": "test@midilm.invalid",
+    "GIT_COMMITTER_NAME": "midilm-test",
+    "GIT_COMMITTER_EMAIL": "test@midilm.invalid",
+    "GIT_AUTHOR_DATE": "2026-01-01T00:00:00+0000",
+    "GIT_COMMITTER_DATE": "2026-01-01T00:00:00+0000",
+}
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MIDILM_EXECUTOR", "GIT_"))}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["MIDILM_NO_PROGRESS"] = "1"
+    env.update(GIT_ENV)
+    return env
+
+
+def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(args, cwd=cwd, env=_env(), capture_output=True, text=True, check=False)
+    assert result.returncode == 0, f"{' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+def make_smoke_repo(source: Path, dest: Path) -> Path:
+    """Copy the tracked and untracked-not-ignored files, compose the smoke profile, commit."""
+    listing = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard", "-z"],
+        cwd=source,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    for name in filter(None, listing.split("\0")):
+        src = source / name
+        if src.is_file() and not name.startswith("reports/tables/"):
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / name)
+    _run([sys.executable, "-m", "midilm.cli", "params", "compose", "profile=smoke"], dest)
+    _run(["git", "init", "-q", "-b", "main"], dest)
+    _run(["git", "add", "-A"], dest)
+    _run(["git", "commit", "-q", "-m", "smoke"], dest)
+    return dest
+
+
+def read_table(repo: Path, name: str) -> list[dict[str, str]]:
+    text = (repo / "reports" / "tables" / f"{name}.csv").read_text(encoding="utf-8")
+    rows = [line for line in text.splitlines() if not line.startswith("#")]
+    return list(csv.DictReader(io.StringIO("\n".join(rows))))
+
+
+@pytest.fixture(scope="module")
+def smoke_repo(tmp_path_factory: pytest.TempPathFactory, repo_root: Path) -> Path:
+    repo = make_smoke_repo(repo_root, tmp_path_factory.mktemp("smoke_a"))
+    started = time.monotonic()
+    _run(["dvc", "repro"], repo)
+    print(f"smoke dvc repro: {time.monotonic() - started:.1f} s")
+    return repo
+
+
+def test_smoke_dag_writes_every_table_with_real_numbers(smoke_repo: Path) -> None:
+    for name in TABLES:
+        for suffix in (".md", ".csv", ".tex"):
+            text = (smoke_repo / "reports" / "tables" / f"{name}{suffix}").read_text()
+            assert "git " in text.splitlines()[-1] and "params " in text, (name, suffix)
+        rows = read_table(smoke_repo, name)
+        assert rows, name
+        for row in rows:
+            for key, value in row.items():
+                try:
+                    number = float(value)
+                except (TypeError, ValueError):
+                    continue
+                assert math.isfinite(number), (name, key, value)
+    datasets = {row["dataset"] for row in read_table(smoke_repo, "T1_datasets")}
+    assert {"bach_chorales", "oneills1850", "essen_folksong"} <= datasets
+    assert [row["tokenizer"] for row in read_table(smoke_repo, "T2_tokenizers")] == ["remi"]
+    model = read_table(smoke_repo, "T4_models")
+    assert [row["model"] for row in model] == ["gpt"]
+    assert int(model[0]["parameters"]) > 10_000 and float(model[0]["val loss"]) > 0
+    assert len(read_table(smoke_repo, "T5_music_metrics")) == 3
+    assert list((smoke_repo / "outputs" / "samples" / "gpt").glob("sample_*.mid"))
+
+
+def test_rerun_with_nothing_changed_does_nothing(smoke_repo: Path) -> None:
+    started = time.monotonic()
+    result = _run(["dvc", "repro"], smoke_repo)
+    assert "Running stage" not in result.stdout
+    assert time.monotonic() - started < 60
+
+
+def test_changing_a_generate_param_reruns_only_what_depends_on_it(smoke_repo: Path) -> None:
+    params = smoke_repo / "params.yaml"
+    original = params.read_text()
+    try:
+        params.write_text(original.replace("temperature: 1.0", "temperature: 0.9"))
+        stale = _run(["dvc", "status"], smoke_repo).stdout
+        for stage in ("generate:", "evaluate:", "report:"):
+            assert stage in stale
+        for stage in ("datasets:", "split:", "augment:", "tokenize:", "pack:", "train:"):
+            assert stage not in stale
+    finally:
+        params.write_text(original)
+
+
+def test_two_smoke_runs_produce_byte_identical_tables(
+    smoke_repo: Path, tmp_path_factory: pytest.TempPathFactory, repo_root: Path
+) -> None:
+    other = make_smoke_repo(repo_root, tmp_path_factory.mktemp("smoke_b"))
+    _run(["dvc", "repro"], other)
+    names = sorted(p.name for p in (smoke_repo / "reports" / "tables").iterdir())
+    assert names == sorted(p.name for p in (other / "reports" / "tables").iterdir())
+    compared = [n for n in names if "_speed." not in n]
+    assert len(compared) >= 12
+    for name in compared:
+        first = (smoke_repo / "reports" / "tables" / name).read_bytes()
+        second = (other / "reports" / "tables" / name).read_bytes()
+        assert first == second, f"{name} differs between two identical smoke runs"

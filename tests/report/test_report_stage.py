@@ -1,0 +1,148 @@
+"""The report stage on a small hand-built layout: every table, byte-identical on a re-run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+from omegaconf import OmegaConf
+
+from midilm.common.paths import Layout
+from midilm.report.builders import TABLES
+from midilm.report.stage import run_report
+
+PARAMS = {
+    "tokenizer": {"name": "remi"},
+    "model": {"name": "gpt"},
+    "evaluate": {"max_reference_pieces": 40, "key_window_measures": 4, "max_quarter_length": 256},
+}
+
+
+def write_json(path: Path, obj: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(obj))
+
+
+def build_inputs(layout: Layout) -> None:
+    pieces = [  # id, dataset, split, content_hash, duration_s, n_notes
+        ("bach/a", "bach", "train", "h1", 60.0, 120),
+        ("bach/b", "bach", "train", "h1", 60.0, 120),  # a duplicate of a
+        ("bach/c", "bach", "test", "h2", 120.0, 300),
+        ("folk/d", "folk", "valid", "h3", 30.0, 45),
+    ]
+    manifest = pd.DataFrame(
+        [
+            {
+                "id": i,
+                "dataset": d,
+                "source": f"music21:{i}",
+                "path": f"data/raw/midi/{i}.mid",
+                "content_hash": h,
+                "duration_s": s,
+                "n_notes": n,
+                "n_tracks": 1,
+                "license": "PD",
+                "split": split,
+            }
+            for i, d, split, h, s, n in pieces
+        ]
+    )
+    layout.raw_dir.mkdir(parents=True)
+    layout.split_dir.mkdir(parents=True)
+    manifest.drop(columns="split").to_parquet(layout.raw_manifest, index=False)
+    manifest.to_parquet(layout.split_manifest, index=False)
+    pd.DataFrame(
+        [
+            {"dataset": "folk", "source": "abc:x", "reason": "parse_error", "detail": "bad"},
+            {"dataset": "jazz", "source": "jazz/y", "reason": "empty", "detail": "no notes"},
+        ]
+    ).to_parquet(layout.quarantine_report, index=False)
+    write_json(
+        layout.tokens_dir("remi") / "stats.json",
+        {
+            "tokenizer": "remi",
+            "vocab_size": 282,
+            "sequences": 4,
+            "tokens": 2000,
+            "notes": 585,
+            "duration_s": 270.0,
+            "tokens_per_note": 3.4188,
+            "tokens_per_second": 7.407,
+            "seq_len_p50": 480.0,
+            "seq_len_p95": 900.5,
+            "failed": [],
+            "per_split": {},
+            "roundtrip": {"pieces": 1, "precision": 1.0, "recall": 0.98, "f1": 0.9899},
+            "speed": {"files": 4, "seconds": 0.5, "encode_files_per_s": 8.0},
+        },
+    )
+    write_json(
+        layout.model_dir("gpt") / "metrics.json",
+        {
+            "model": "gpt",
+            "family": "gpt2",
+            "parameters": 850000,
+            "context": 256,
+            "steps": 500,
+            "tokens_seen": 2048000,
+            "train_loss": 1.5,
+            "val_loss": 1.75,
+            "val_perplexity": 5.75,
+            "val_bits_per_note": 8.6,
+            "speed": {
+                "device": "cpu",
+                "train_tokens_per_s": 12345.6,
+                "peak_memory_mb": 512.0,
+                "wall_s": 166.0,
+            },
+        },
+    )
+    group = {
+        "pieces": 8,
+        "failed": 0,
+        "rhythm_consistency": 0.61,
+        "consonance": 0.55,
+        "dissonance": 0.45,
+        "key_changes": 1.5,
+        "melodic_similarity": 0.2,
+    }
+    write_json(
+        layout.metrics_dir("gpt") / "music_metrics.json",
+        {"model": "gpt", "generated": group, "test": {**group, "pieces": 40}},
+    )
+
+
+def read_all(directory: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(directory.iterdir())}
+
+
+def test_run_report_writes_every_table_identically_twice(tmp_path: Path) -> None:
+    layout = Layout(tmp_path)
+    build_inputs(layout)
+    written = run_report(PARAMS, layout)
+    first = read_all(layout.tables_dir)
+    assert len(written) == 3 * len(TABLES)
+    assert set(first) == {f"{name}.{ext}" for name in TABLES for ext in ("md", "csv", "tex")}
+    assert {"T1_datasets", "T2_tokenizers", "T4_models", "T5_music_metrics"} <= set(TABLES)
+
+    run_report(OmegaConf.create(PARAMS), layout)  # as the stage gets them from params.yaml
+    assert read_all(layout.tables_dir) == first
+
+    t1 = pd.read_csv(
+        layout.tables_dir / "T1_datasets.csv", comment="#", dtype=str, keep_default_na=False
+    )
+    bach = t1[(t1["dataset"] == "bach") & (t1["split"] == "total")].iloc[0]
+    assert (bach["files"], bach["unique pieces"], bach["notes"]) == ("3", "2", "540")
+    assert (bach["hours"], bach["notes/s"], bach["quarantined"]) == ("0.07", "2.25", "0")
+    jazz = t1[(t1["dataset"] == "jazz") & (t1["split"] == "total")].iloc[0]
+    assert (jazz["files"], jazz["notes/s"], jazz["quarantined"]) == ("0", "", "1")
+    assert t1.iloc[-1]["dataset"] == "all" and t1.iloc[-1]["quarantined"] == "2"
+    assert t1[t1["split"] == "train"]["quarantined"].tolist() == ["", "", ""]
+
+    t5 = (layout.tables_dir / "T5_music_metrics.md").read_text()
+    assert "| seed 001 Table 3-3 (reported) |  | 0.340 | 0.870 | 0.130 | 0.20 |  |" in t5
+    assert "| generated by gpt | 8 | 0.610 | 0.550 | 0.450 | 1.50 | 0.200 |" in t5
+    assert t5.splitlines()[-1].startswith("Provenance: git no-git, params ")
+    assert "12345.6" not in (layout.tables_dir / "T4_models.csv").read_text()
+    assert "12346" in (layout.tables_dir / "T4_models_speed.csv").read_text()

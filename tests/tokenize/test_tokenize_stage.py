@@ -1,0 +1,79 @@
+"""The tokenize stage on real chorales: exact sequences, deterministic stats, reported failures."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from midilm.augment.stage import run_augment
+from midilm.common.paths import Layout
+from midilm.tokenize import load_tokenizer
+from midilm.tokenize.stage import run_tokenize
+
+STATS_KEYS = {"tokenizer", "vocab_size", "sequences", "tokens", "notes", "duration_s",
+              "tokens_per_note", "tokens_per_second", "seq_len_p50", "seq_len_p95", "failed",
+              "per_split", "roundtrip", "speed"}  # fmt: skip
+
+
+@pytest.fixture()
+def augmented(params: dict[str, Any], split_layout: Layout) -> Layout:
+    """Augmented chorales plus one truncated MIDI (a real file cut after 40 bytes) in test."""
+    split = pd.read_parquet(split_layout.split_manifest)
+    bad = split.iloc[0].copy()
+    bad_path = split_layout.root / "data/raw/midi/bach/truncated.mid"
+    bad_path.write_bytes((split_layout.root / bad["path"]).read_bytes()[:40])
+    bad["id"], bad["path"], bad["split"] = (
+        "bach/truncated",
+        "data/raw/midi/bach/truncated.mid",
+        "test",
+    )
+    split = pd.concat([split, bad.to_frame().T], ignore_index=True).astype(split.dtypes)
+    split.sort_values("id").to_parquet(split_layout.split_manifest, index=False)
+    run_augment(params, split_layout)
+    return split_layout
+
+
+def test_sequences_and_stats(params: dict[str, Any], augmented: Layout) -> None:
+    stats = run_tokenize(params, augmented)
+    out = augmented.tokens_dir("remi")
+    tokenizer = load_tokenizer(out)
+    table = pq.read_table(out / "sequences.parquet")
+    assert table.schema.field("ids").type == pa.list_(pa.int32())
+    assert table.column_names == ["id", "source_id", "dataset", "split", "augmented", "n_notes",
+                                  "duration_s", "n_tokens", "ids"]  # fmt: skip
+    frame = table.to_pandas()
+    manifest = pd.read_parquet(augmented.augment_manifest)
+    assert list(frame["id"]) == [i for i in manifest["id"] if i != "bach/truncated"]
+    for ids, n in zip(frame["ids"], frame["n_tokens"], strict=True):
+        assert ids[0] == tokenizer.bos_id and ids[-1] == tokenizer.eos_id and len(ids) == n
+        assert min(ids) >= 0 and max(ids) < tokenizer.vocab_size
+
+    assert set(stats) == STATS_KEYS
+    assert stats["failed"] == [
+        {"id": "bach/truncated", "reason": stats["failed"][0]["reason"]}
+    ] and stats["failed"][0]["reason"].startswith("load_error")
+    assert stats["sequences"] == len(frame) == 28 and stats["tokens"] == frame["n_tokens"].sum()
+    assert stats["per_split"]["train"]["sequences"] == 24
+    assert sum(s["tokens"] for s in stats["per_split"].values()) == stats["tokens"]
+    assert stats["roundtrip"]["pieces"] == 2 and stats["roundtrip"]["f1"] > 0.95
+    assert stats["vocab_size"] == tokenizer.vocab_size
+    on_disk = json.loads((out / "stats.json").read_text())
+    assert on_disk["speed"]["files"] == 29
+
+
+def test_outputs_are_byte_deterministic(params: dict[str, Any], augmented: Layout) -> None:
+    out = augmented.tokens_dir("remi")
+    run_tokenize(params, augmented)
+    first = {p.name: p.read_bytes() for p in out.iterdir()}
+    stats = json.loads(first.pop("stats.json"))
+    run_tokenize(params, augmented)
+    again = {p.name: p.read_bytes() for p in out.iterdir()}
+    stats_again = json.loads(again.pop("stats.json"))
+    assert first == again
+    stats.pop("speed"), stats_again.pop("speed")
+    assert json.dumps(stats, sort_keys=True) == json.dumps(stats_again, sort_keys=True)
