@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import shutil
+import signal
 import tempfile
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 from omegaconf import DictConfig
 
+from midilm.common.hashing import stable_json_hash
 from midilm.common.io import read_json, write_json_atomic, write_text_atomic
 from midilm.common.logging import get_logger
 from midilm.common.params import to_plain
@@ -21,8 +25,9 @@ from midilm.common.paths import Layout
 from midilm.models import build_model, count_parameters
 from midilm.models.runtime import deterministic, peak_memory_mb, quiet_transformers, resolve_device
 from midilm.tokenize.base import load_tokenizer
+from midilm.train.checkpoint import REQUEUE_EXIT_CODE, CheckpointPolicy, clear
 from midilm.train.data import load_stream
-from midilm.train.loop import TrainResult, train
+from midilm.train.loop import Preempted, TrainResult, train
 
 log = get_logger(__name__)
 
@@ -50,6 +55,7 @@ def run_train(params: Mapping[str, Any] | DictConfig, layout: Layout | None = No
     train_tokens = load_stream(packed / "train", context)
     valid_tokens = load_stream(packed / "valid", context)
     device = resolve_device(str(train_cfg.get("device", "auto")))
+    policy = checkpoint_policy(plain, layout, train_tokens.size, valid_tokens.size)
 
     start = time.perf_counter()
     with deterministic(seed, int(train_cfg.get("threads", 1))):
@@ -65,7 +71,21 @@ def run_train(params: Mapping[str, Any] | DictConfig, layout: Layout | None = No
             train_tokens.size,
             valid_tokens.size,
         )
-        result = train(model, train_tokens, valid_tokens, train_cfg, context, seed)
+        with stop_on_sigterm() as stop_requested:
+            try:
+                result = train(
+                    model,
+                    train_tokens,
+                    valid_tokens,
+                    train_cfg,
+                    context,
+                    seed,
+                    checkpoint=policy,
+                    stop_requested=stop_requested,
+                )
+            except Preempted as exc:
+                log.warning("train: %s; exiting with %d to be requeued", exc, REQUEUE_EXIT_CODE)
+                raise SystemExit(REQUEUE_EXIT_CODE) from exc
     wall = time.perf_counter() - start
 
     metrics = train_metrics(plain, model, result, valid_stats)
@@ -76,8 +96,47 @@ def run_train(params: Mapping[str, Any] | DictConfig, layout: Layout | None = No
         "wall_s": round(wall, 2),
     }
     publish(layout.model_dir(str(model_cfg["name"])), model, result, metrics)
+    if policy is not None:
+        clear(policy)
     log.info("train: val loss %.4f, %s", metrics["val_loss"], metrics["speed"])
     return metrics
+
+
+def checkpoint_policy(
+    plain: Mapping[str, Any], layout: Layout, train_tokens: int, valid_tokens: int
+) -> CheckpointPolicy | None:
+    """Checkpoint every `train.checkpoint_interval` steps (0: never) beside the outputs.
+
+    The fingerprint covers what shapes the result (model, train params, seed, tokenizer, data
+    size) and not the interval itself, so only a checkpoint of the same run is ever resumed.
+    """
+    train_cfg = dict(plain["train"])
+    interval = int(train_cfg.pop("checkpoint_interval", 0) or 0)
+    if interval <= 0:
+        return None
+    identity = {
+        "model": plain["model"],
+        "train": train_cfg,
+        "seed": plain["seed"],
+        "tokenizer": plain["tokenizer"]["name"],
+        "tokens": [train_tokens, valid_tokens],
+    }
+    directory = layout.model_dir(str(plain["model"]["name"])) / "checkpoints"
+    return CheckpointPolicy(directory, interval, stable_json_hash(identity))
+
+
+@contextlib.contextmanager
+def stop_on_sigterm() -> Iterator[Callable[[], bool]]:
+    """While active, SIGTERM (Slurm pre-emption, scancel) asks training to checkpoint and stop."""
+    requested = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield requested.is_set
+        return
+    previous = signal.signal(signal.SIGTERM, lambda *_: requested.set())
+    try:
+        yield requested.is_set
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def train_metrics(

@@ -1,0 +1,114 @@
+"""Exact resume: a run killed mid-way (SIGKILL) or pre-empted (SIGTERM) and resumed ends exactly
+where an uninterrupted run ends."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import yaml
+
+from midilm.common.io import read_json
+from midilm.common.paths import Layout
+from midilm.train.checkpoint import REQUEUE_EXIT_CODE
+from midilm.train.stage import run_train
+
+STEPS, INTERVAL = 200, 10
+
+
+def _params(tiny: Callable[..., dict[str, Any]]) -> dict[str, Any]:
+    params = tiny(steps=STEPS)
+    params["train"].update(checkpoint_interval=INTERVAL, eval_interval=50)
+    return params
+
+
+def _start(params: dict[str, Any], layout: Layout) -> subprocess.Popen[bytes]:
+    params_file = layout.root / "params.yaml"
+    params_file.write_text(yaml.safe_dump(params))
+    code = (
+        "from midilm.orchestration.stages import run_stage; "
+        f"run_stage('train', {str(params_file)!r}, {str(layout.root)!r})"
+    )
+    return subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.DEVNULL)
+
+
+def _wait_for_checkpoint(process: subprocess.Popen[bytes], layout: Layout) -> None:
+    checkpoints = layout.model_dir("tiny") / "checkpoints"
+    deadline = time.monotonic() + 120
+    while not list(checkpoints.glob("step-*")):
+        assert process.poll() is None, "training ended before its first checkpoint"
+        assert time.monotonic() < deadline, "no checkpoint within 120 s"
+        time.sleep(0.05)
+
+
+def _outputs(layout: Layout) -> dict[str, bytes]:
+    out = layout.model_dir("tiny")
+    metrics = read_json(out / "metrics.json")
+    metrics.pop("speed")
+    return {
+        "weights": (out / "model.safetensors").read_bytes(),
+        "log": (out / "train_log.csv").read_bytes(),
+        "metrics": repr(sorted(metrics.items())).encode(),
+    }
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(
+    tiny: Callable[..., dict[str, Any]], fresh_layout: Callable[[], Layout]
+) -> dict[str, bytes]:
+    layout = fresh_layout()
+    run_train(_params(tiny), layout)
+    assert not (layout.model_dir("tiny") / "checkpoints").exists()  # cleared on success
+    return _outputs(layout)
+
+
+def test_sigkill_then_resume_matches_an_uninterrupted_run(
+    tiny: Callable[..., dict[str, Any]],
+    fresh_layout: Callable[[], Layout],
+    uninterrupted: dict[str, bytes],
+) -> None:
+    layout, params = fresh_layout(), _params(tiny)
+    process = _start(params, layout)
+    _wait_for_checkpoint(process, layout)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (layout.model_dir("tiny") / "model.safetensors").exists()
+    run_train(params, layout)
+    assert _outputs(layout) == uninterrupted
+
+
+def test_sigterm_checkpoints_and_exits_to_be_requeued(
+    tiny: Callable[..., dict[str, Any]],
+    fresh_layout: Callable[[], Layout],
+    uninterrupted: dict[str, bytes],
+) -> None:
+    layout, params = fresh_layout(), _params(tiny)
+    process = _start(params, layout)
+    _wait_for_checkpoint(process, layout)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=60) == REQUEUE_EXIT_CODE
+    saved = sorted((layout.model_dir("tiny") / "checkpoints").glob("step-*"))
+    assert len(saved) == 1 and int(saved[0].name.split("-")[1]) < STEPS
+    run_train(params, layout)
+    assert _outputs(layout) == uninterrupted
+
+
+def test_a_checkpoint_of_other_params_is_not_resumed(
+    tiny: Callable[..., dict[str, Any]], fresh_layout: Callable[[], Layout]
+) -> None:
+    layout, params = fresh_layout(), _params(tiny)
+    process = _start(params, layout)
+    _wait_for_checkpoint(process, layout)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    other = _params(tiny)
+    other["train"]["steps"] = 20  # another run: its lr schedule differs from the killed one's
+    run_train(other, layout)
+    clean = fresh_layout()
+    run_train(other, clean)
+    assert _outputs(layout) == _outputs(clean)
