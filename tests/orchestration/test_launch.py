@@ -48,7 +48,12 @@ def test_sbatch_submission_waits_and_asks_for_the_stage_resources(tmp_path: Path
     assert "--gres=gpu:2" in argv and "--partition=gpu" in argv
     assert "--cpus-per-task=4" in argv and "--mem=16G" in argv and "--time=02:00:00" in argv
     script = launch.sbatch_script("train", ["python", "stages/train.py"], tmp_path)
-    assert f"cd {tmp_path}" in script and script.rstrip().endswith("exec python stages/train.py")
+    assert f"cd {tmp_path}" in script and "python stages/train.py &" in script
+    assert "scontrol requeue" in script and script.rstrip().endswith("exit $rc")
+    requeued = launch.sbatch_argv(
+        "train", launch.StageResources(requeue=True, signal_grace_s=90), tmp_path
+    )
+    assert "--requeue" in requeued and "--signal=B:TERM@90" in requeued
 
 
 def test_slurm_executor_without_sbatch_names_the_fix(

@@ -42,3 +42,17 @@ def test_a_stage_runs_as_a_slurm_job_and_its_exit_code_propagates(
     log = tmp_path / "logs" / "slurm" / f"split-{job_id}.log"
     assert "midilm stage split on" in log.read_text()
     assert _launch("split", "raise SystemExit(3)", tmp_path) == 3
+
+
+def test_a_stage_asking_to_be_requeued_runs_again_and_sbatch_waits_for_it(
+    slurm_cluster: None, tmp_path: Path
+) -> None:
+    """Exit 75 on the first run (as training does after checkpointing on SIGTERM), 0 after."""
+    (tmp_path / "infra").mkdir()
+    (tmp_path / "infra" / "resources.yaml").write_text("train:\n  cpus: 1\n  requeue: true\n")
+    code = (
+        "import os, sys; restart = os.environ.get('SLURM_RESTART_COUNT', '0'); "
+        "open('runs', 'a').write(restart + chr(10)); sys.exit(75 if restart == '0' else 0)"
+    )
+    assert _launch("train", code, tmp_path) == 0
+    assert (tmp_path / "runs").read_text().split() == ["0", "1"]

@@ -24,6 +24,9 @@ EXECUTOR_ENV = "MIDILM_EXECUTOR"
 RESOURCES_ENV = "MIDILM_RESOURCES"
 DEFAULT_RESOURCES = Path("infra/resources.yaml")
 EXECUTORS = ("local", "slurm")
+# sysexits' EX_TEMPFAIL ("try again later"): a stage that checkpointed on SIGTERM exits with it,
+# and its Slurm job is requeued.
+REQUEUE_EXIT_CODE = 75
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,8 @@ class StageResources:
     time: str = "01:00:00"
     gpus: int = 0
     partition: str | None = None
+    requeue: bool = False  # requeue the job when the stage exits with REQUEUE_EXIT_CODE
+    signal_grace_s: int = 0  # SIGTERM this long before the time limit (training checkpoints)
     extra: tuple[str, ...] = field(default_factory=tuple)
 
 
@@ -63,14 +68,29 @@ def load_resources(stage: str, path: Path | None = None) -> StageResources:
 
 
 def sbatch_script(stage: str, command: Sequence[str], workdir: Path) -> str:
-    """The batch script: run the stage command from the repo root with the same environment."""
+    """The batch script: run the stage command from the repo root with the same environment.
+
+    The command runs as a child so that SIGTERM (pre-emption, time limit, scancel) reaches it;
+    a stage that checkpoints and exits with REQUEUE_EXIT_CODE has its job requeued, and
+    `sbatch --wait` keeps waiting for the requeued run.
+    """
     return "\n".join(
         [
             "#!/usr/bin/env bash",
-            "set -euo pipefail",
+            "set -uo pipefail",
             f"cd {shlex.quote(str(workdir))}",
-            f'echo "midilm stage {stage} on $(hostname), job ${{SLURM_JOB_ID:-?}}"',
-            f"exec {shlex.join(command)}",
+            f'echo "midilm stage {stage} on $(hostname), job ${{SLURM_JOB_ID:-?}}, '
+            'restart ${SLURM_RESTART_COUNT:-0}"',
+            f"{shlex.join(command)} &",
+            "child=$!",
+            "trap 'kill -TERM $child 2>/dev/null' TERM",
+            "wait $child; rc=$?",
+            "while kill -0 $child 2>/dev/null; do wait $child; rc=$?; done",
+            f'if [ $rc -eq {REQUEUE_EXIT_CODE} ] && [ -n "${{SLURM_JOB_ID:-}}" ]; then',
+            '  echo "midilm: stage checkpointed and asked to be requeued"',
+            '  scontrol requeue "$SLURM_JOB_ID"',
+            "fi",
+            "exit $rc",
             "",
         ]
     )
@@ -93,6 +113,10 @@ def sbatch_argv(stage: str, resources: StageResources, log_path: Path) -> list[s
         argv.append(f"--gres=gpu:{resources.gpus}")
     if resources.partition:
         argv.append(f"--partition={resources.partition}")
+    if resources.requeue:
+        argv.append("--requeue")
+    if resources.signal_grace_s:
+        argv.append(f"--signal=B:TERM@{resources.signal_grace_s}")
     argv.extend(resources.extra)
     return argv
 

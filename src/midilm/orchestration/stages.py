@@ -34,6 +34,13 @@ def stage_function(name: str) -> StageFn:
     return getattr(importlib.import_module(module_name), function_name)
 
 
-def run_stage(name: str, params_file: str | Path = "params.yaml", root: str | Path = ".") -> None:
-    """Run one stage in-process with the params file and repository root given."""
-    stage_function(name)(load_params(params_file), Layout(Path(root)))
+def run_stage(
+    name: str,
+    params_file: str | Path = "params.yaml",
+    root: str | Path = ".",
+    key: str | None = None,
+) -> None:
+    """Run one stage in-process with the params file and repository root given; `key` names the
+    item of a DVC `foreach` stage (e.g. `tokenize@remi`), passed on as the stage's `key`."""
+    extra = {} if key is None else {"key": key}
+    stage_function(name)(load_params(params_file), Layout(Path(root)), **extra)

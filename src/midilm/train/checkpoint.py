@@ -20,12 +20,11 @@ from safetensors.torch import load_model, save_model
 
 from midilm.common.io import read_json, write_json_atomic
 from midilm.common.logging import get_logger
+from midilm.orchestration.launch import REQUEUE_EXIT_CODE
 
 log = get_logger(__name__)
 
-# sysexits' EX_TEMPFAIL: "try again later". A pre-empted run exits with it after checkpointing;
-# the Slurm batch script requeues the job on it.
-REQUEUE_EXIT_CODE = 75
+__all__ = ["REQUEUE_EXIT_CODE", "CheckpointPolicy", "clear", "load_latest", "save_checkpoint"]
 WEIGHTS, STATE, META = "model.safetensors", "state.pt", "meta.json"
 
 
