@@ -8,9 +8,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pytest
 import symusic
 
 from midilm.augment.stage import MANIFEST_COLUMNS, run_augment
+from midilm.augment.transforms import bar_lines
 from midilm.common.paths import Layout
 
 
@@ -20,6 +22,7 @@ def _all_pitches(path: Path) -> np.ndarray:
 
 
 def test_copies_only_train_pieces(params: dict[str, Any], split_layout: Layout) -> None:
+    params["augment"]["modulation"]["enabled"] = False  # whole-piece shifts: pitches comparable
     summary = run_augment(params, split_layout)
     manifest = pd.read_parquet(split_layout.augment_manifest)
     assert list(manifest.columns) == MANIFEST_COLUMNS
@@ -42,7 +45,8 @@ def test_copies_only_train_pieces(params: dict[str, Any], split_layout: Layout) 
         transforms = json.loads(row.transforms)
         assert transforms["velocity_jitter"] == 12 and -5 <= transforms["transpose"] <= 6
         source = by_id.loc[row.source_id]
-        assert row.n_notes == source["n_notes"] and row.duration_s == source["duration_s"]
+        assert row.n_notes == source["n_notes"] and 0.9 <= transforms["tempo"] <= 1.1
+        assert row.duration_s == pytest.approx(source["duration_s"] / transforms["tempo"], 1e-3)
         np.testing.assert_array_equal(
             np.sort(_all_pitches(root / row.path)),
             np.sort(_all_pitches(root / source["path"]) + transforms["transpose"]),
@@ -76,3 +80,55 @@ def test_multiplicity_zero_keeps_originals_only(
     assert len(manifest) == 12 and not manifest["augmented"].any()
     assert summary["augmented_copies"] == 0
     assert not list(split_layout.augment_dir.rglob("*.mid"))
+
+
+def test_modulation_shifts_only_its_segment(params: dict[str, Any], split_layout: Layout) -> None:
+    aug = params["augment"]
+    aug["transpose"]["enabled"] = aug["tempo"]["enabled"] = aug["velocity"]["enabled"] = False
+    aug["modulation"]["probability"] = 1.0
+    summary = run_augment(params, split_layout)
+    assert summary["by_transform"]["modulation"] == 16 == summary["augmented_copies"]
+    manifest = pd.read_parquet(split_layout.augment_manifest).set_index("id")
+    for row in manifest[manifest["augmented"]].itertuples():
+        mod = json.loads(row.transforms)["modulation"]
+        assert mod["semitones"] != 0 and -2 <= mod["semitones"] <= 2 and mod["start"] < mod["end"]
+        source = symusic.Score(str(split_layout.root / manifest.loc[row.source_id, "path"]))
+        copy = symusic.Score(str(split_layout.root / row.path))
+        bars = bar_lines(source)
+        assert mod["start"] in bars and (mod["end"] in bars or mod["end"] > source.end())
+        for before, after in zip(source.tracks, copy.tracks, strict=True):
+            a, b = before.notes.numpy(), after.notes.numpy()
+            inside = (a["time"] >= mod["start"]) & (a["time"] < mod["end"])
+            shift = np.where(inside, mod["semitones"], 0)
+            np.testing.assert_array_equal(b["pitch"].astype(int), a["pitch"].astype(int) + shift)
+            np.testing.assert_array_equal(b["time"], a["time"])
+
+
+def test_all_keys_mode_writes_one_copy_per_key(
+    params: dict[str, Any], split_layout: Layout
+) -> None:
+    aug = params["augment"]
+    aug["transpose"].update(mode="all_keys", min_semitones=-2, max_semitones=3)
+    aug["modulation"]["enabled"] = aug["tempo"]["enabled"] = False
+    summary = run_augment(params, split_layout)
+    manifest = pd.read_parquet(split_layout.augment_manifest)
+    copies = manifest[manifest["augmented"]]
+    shifts = copies.groupby("source_id")["transforms"].apply(
+        lambda t: sorted(json.loads(x)["transpose"] for x in t)
+    )
+    assert summary["multiplicity"] == 5 and len(copies) == 8 * 5
+    assert all(s == [-2, -1, 1, 2, 3] for s in shifts)
+
+
+def test_thesis_profile_triples_the_train_split(
+    params: dict[str, Any], split_layout: Layout, repo_root: Path
+) -> None:
+    from omegaconf import OmegaConf
+
+    from midilm.common.compose import compose_params_text
+
+    thesis = OmegaConf.create(compose_params_text(repo_root / "conf", ["augment=thesis"]))
+    params["augment"] = OmegaConf.to_container(thesis.augment)
+    summary = run_augment(params, split_layout)
+    assert summary["multiplicity"] == 3 and summary["augmented_copies"] == 3 * 8
+    assert summary["by_transform"]["tempo"] == 24 and summary["by_transform"]["modulation"] > 0

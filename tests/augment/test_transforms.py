@@ -5,9 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 import symusic
 
-from midilm.augment.transforms import clamp_shift, feasible_shifts, jitter_velocity, transpose
+from midilm.augment.transforms import (
+    clamp_shift,
+    feasible_shifts,
+    jitter_velocity,
+    modulate,
+    scale_tempo,
+    transpose,
+)
 
 
 def _pitches(track: symusic.core.TrackTick) -> np.ndarray:
@@ -74,3 +82,21 @@ def test_velocity_jitter_clips_to_midi_and_is_seeded(chorale_midis: list[Path]) 
         x, y = before.notes.numpy(), after.notes.numpy()
         for key in ("time", "duration", "pitch"):
             np.testing.assert_array_equal(x[key], y[key])
+
+
+def test_scale_tempo_divides_seconds_and_keeps_ticks(chorale_midis: list[Path]) -> None:
+    score = symusic.Score(str(chorale_midis[0]))
+    faster = scale_tempo(score, 1.25)
+    assert faster.end() == score.end() and faster.note_num() == score.note_num()
+    assert float(faster.to("second").end()) == pytest.approx(score.to("second").end() / 1.25, 1e-4)
+    empty = symusic.Score(480)
+    assert [t.qpm for t in scale_tempo(empty, 0.5).tempos] == [60.0]
+
+
+def test_modulate_refuses_to_leave_the_range(chorale_midis: list[Path]) -> None:
+    score = symusic.Score(str(chorale_midis[0]))
+    with pytest.raises(ValueError, match="pitch range"):
+        modulate(score, 0, score.end() + 1, 100)
+    assert modulate(score, 0, 0, 5).tracks[0].notes.numpy()["pitch"].tolist() == (
+        score.tracks[0].notes.numpy()["pitch"].tolist()
+    )

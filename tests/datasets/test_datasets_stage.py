@@ -61,7 +61,8 @@ def test_music21_default_builds_and_quarantines_bwv277(tmp_path: Path, params_fa
 
     summary = pd.read_json(layout.raw_dir / "summary.json", typ="series")
     assert summary["datasets"]["bach_chorales"] == {
-        "kept": 3, "quarantined": 1, "by_reason": {"export_error": 1}, "repaired": {},
+        "kept": 3, "quarantined": 1, "by_reason": {"export_error": 1}, "duplicates": 0,
+        "repaired": {},
     }  # fmt: skip
     assert summary["datasets"]["oneills1850"]["repaired"]["shared_meter"] == 3
 

@@ -13,10 +13,11 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 pytestmark = pytest.mark.slow
 
-TABLES = ("T1_datasets", "T2_tokenizers", "T4_models", "T5_music_metrics")
+TABLES = ("T1_datasets", "T2_tokenizers", "T3_augmentation", "T4_models", "T5_music_metrics")
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "midilm-test",
     "GIT_AUTHOR_EMAIL": "test@midilm.invalid",
@@ -93,7 +94,9 @@ def test_smoke_dag_writes_every_table_with_real_numbers(smoke_repo: Path) -> Non
                 assert math.isfinite(number), (name, key, value)
     datasets = {row["dataset"] for row in read_table(smoke_repo, "T1_datasets")}
     assert {"bach_chorales", "oneills1850", "essen_folksong"} <= datasets
-    assert [row["tokenizer"] for row in read_table(smoke_repo, "T2_tokenizers")] == ["remi"]
+    tokenizers = list(yaml.safe_load((smoke_repo / "params.yaml").read_text())["tokenizers"])
+    assert len(tokenizers) > 1  # every tokenizer in params.tokenizers has a row
+    assert [row["tokenizer"] for row in read_table(smoke_repo, "T2_tokenizers")] == tokenizers
     model = read_table(smoke_repo, "T4_models")
     assert [row["model"] for row in model] == ["gpt"]
     assert int(model[0]["parameters"]) > 10_000 and float(model[0]["val loss"]) > 0
@@ -116,8 +119,8 @@ def test_changing_a_generate_param_reruns_only_what_depends_on_it(smoke_repo: Pa
         ran = _run(["dvc", "repro"], smoke_repo).stdout
         for stage in ("generate", "evaluate", "report"):
             assert f"Running stage '{stage}'" in ran
-        for stage in ("datasets", "split", "augment", "tokenize", "pack", "train"):
-            assert f"Running stage '{stage}'" not in ran
+        for stage in ("datasets", "split", "augment", "tokenize@", "pack", "train"):
+            assert f"Running stage '{stage}" not in ran
     finally:
         params.write_text(original)
         restored = _run(["dvc", "repro"], smoke_repo).stdout  # back to the first run's outputs
@@ -137,3 +140,21 @@ def test_two_smoke_runs_produce_byte_identical_tables(
         first = (smoke_repo / "reports" / "tables" / name).read_bytes()
         second = (other / "reports" / "tables" / name).read_bytes()
         assert first == second, f"{name} differs between two identical smoke runs"
+
+
+def test_the_smoke_dag_on_slurm_reproduces_the_local_tables(
+    smoke_repo: Path, tmp_path_factory: pytest.TempPathFactory, repo_root: Path, request
+) -> None:
+    """Every stage as a Slurm job (MIDILM_EXECUTOR=slurm): same tables, DVC status clean."""
+    request.getfixturevalue("slurm_cluster")
+    repo = make_smoke_repo(repo_root, tmp_path_factory.mktemp("smoke_slurm"))
+    env = {**_env(), "MIDILM_EXECUTOR": "slurm"}
+    result = subprocess.run(["dvc", "repro"], cwd=repo, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    logs = sorted(p.name for p in (repo / "logs" / "slurm").glob("*.log"))
+    assert any(name.startswith("train-") for name in logs), logs
+    for table in (smoke_repo / "reports" / "tables").iterdir():
+        if "_speed." not in table.name:
+            assert table.read_bytes() == (repo / "reports" / "tables" / table.name).read_bytes()
+    status = _run(["dvc", "status"], repo).stdout
+    assert "up to date" in status, status

@@ -14,6 +14,8 @@ from midilm.report.stage import run_report
 
 PARAMS = {
     "tokenizer": {"name": "remi"},
+    "tokenizers": {"remi": {"name": "remi"}, "octuple": {"name": "octuple"}},
+    "augment": {"multiplicity": 1},
     "model": {"name": "gpt"},
     "evaluate": {"max_reference_pieces": 40, "key_window_measures": 4, "max_quarter_length": 256},
 }
@@ -58,25 +60,42 @@ def build_inputs(layout: Layout) -> None:
             {"dataset": "jazz", "source": "jazz/y", "reason": "empty", "detail": "no notes"},
         ]
     ).to_parquet(layout.quarantine_report, index=False)
-    write_json(
-        layout.tokens_dir("remi") / "stats.json",
-        {
-            "tokenizer": "remi",
-            "vocab_size": 282,
-            "sequences": 4,
-            "tokens": 2000,
-            "notes": 585,
-            "duration_s": 270.0,
-            "tokens_per_note": 3.4188,
-            "tokens_per_second": 7.407,
-            "seq_len_p50": 480.0,
-            "seq_len_p95": 900.5,
-            "failed": [],
-            "per_split": {},
-            "roundtrip": {"pieces": 1, "precision": 1.0, "recall": 0.98, "f1": 0.9899},
-            "speed": {"files": 4, "seconds": 0.5, "encode_files_per_s": 8.0},
-        },
+    augmented = pd.DataFrame(
+        [  # id, source_id, split, augmented, transforms
+            ("bach/a", "bach/a", "train", False, "{}"),
+            ("bach/a__aug1", "bach/a", "train", True, '{"tempo": 1.05, "transpose": 2}'),
+            ("bach/b", "bach/b", "train", False, "{}"),
+            ("bach/b__aug1", "bach/b", "train", True, '{"transpose": 0, "velocity_jitter": 12}'),
+            ("bach/c", "bach/c", "test", False, "{}"),
+        ],
+        columns=["id", "source_id", "split", "augmented", "transforms"],
     )
+    layout.augment_dir.mkdir(parents=True)
+    augmented.to_parquet(layout.augment_manifest, index=False)
+    layout.tokens_dir("remi").mkdir(parents=True)
+    pd.DataFrame({"id": augmented["id"], "n_tokens": [100, 110, 200, 190, 400]}).to_parquet(
+        layout.tokens_dir("remi") / "sequences.parquet", index=False
+    )
+    for name, vocab in (("octuple", 581), ("remi", 282)):
+        write_json(
+            layout.tokens_dir(name) / "stats.json",
+            {
+                "tokenizer": name,
+                "vocab_size": vocab,
+                "sequences": 4,
+                "tokens": 2000,
+                "notes": 585,
+                "duration_s": 270.0,
+                "tokens_per_note": 3.4188,
+                "tokens_per_second": 7.407,
+                "seq_len_p50": 480.0,
+                "seq_len_p95": 900.5,
+                "failed": [],
+                "per_split": {},
+                "roundtrip": {"pieces": 1, "precision": 1.0, "recall": 0.98, "f1": 0.9899},
+                "speed": {"files": 4, "seconds": 0.5, "encode_files_per_s": 8.0},
+            },
+        )
     write_json(
         layout.model_dir("gpt") / "metrics.json",
         {
@@ -124,7 +143,13 @@ def test_run_report_writes_every_table_identically_twice(tmp_path: Path) -> None
     first = read_all(layout.tables_dir)
     assert len(written) == 3 * len(TABLES)
     assert set(first) == {f"{name}.{ext}" for name in TABLES for ext in ("md", "csv", "tex")}
-    assert {"T1_datasets", "T2_tokenizers", "T4_models", "T5_music_metrics"} <= set(TABLES)
+    assert {
+        "T1_datasets",
+        "T2_tokenizers",
+        "T3_augmentation",
+        "T4_models",
+        "T5_music_metrics",
+    } <= set(TABLES)
 
     run_report(OmegaConf.create(PARAMS), layout)  # as the stage gets them from params.yaml
     assert read_all(layout.tables_dir) == first
@@ -146,3 +171,14 @@ def test_run_report_writes_every_table_identically_twice(tmp_path: Path) -> None
     assert t5.splitlines()[-1].startswith("Provenance: git no-git, params ")
     assert "12345.6" not in (layout.tables_dir / "T4_models.csv").read_text()
     assert "12346" in (layout.tables_dir / "T4_models_speed.csv").read_text()
+
+    t2 = pd.read_csv(layout.tables_dir / "T2_tokenizers.csv", comment="#", dtype=str)
+    assert t2["tokenizer"].tolist() == ["remi", "octuple"]
+    assert t2["vocab size"].tolist() == ["282", "581"]
+    t3 = pd.read_csv(layout.tables_dir / "T3_augmentation.csv", comment="#", dtype=str)
+    rows = {r["transform"]: list(r)[1:] for _, r in t3.iterrows()}
+    assert rows["transpose"] == ["1", "1", "100", "110"]  # a 0-semitone shift is not a transpose
+    assert rows["tempo"] == ["1", "1", "100", "110"]
+    assert rows["velocity_jitter"] == ["1", "1", "200", "190"]
+    assert rows["modulation"] == ["0", "0", "0", "0"]
+    assert rows["all (train split)"] == ["2", "4", "300", "600"]

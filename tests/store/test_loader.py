@@ -56,3 +56,37 @@ def test_sequential_windows_are_deterministic_and_non_overlapping(stream: BinIdx
 def test_too_short_a_stream_says_what_to_do(stream: BinIdxDataset) -> None:
     with pytest.raises(ValueError, match=r"lower model\.context"):
         TokenWindows(stream, context=1001, seed=0)
+
+
+def test_magic_prime_is_2_mod_3_and_strides_a_full_cycle() -> None:
+    from midilm.store.loader import is_prime, magic_prime, window_order
+
+    for n in (15, 100, 1000, 4096):
+        p = magic_prime(n)
+        assert is_prime(p) and p % 3 == 2 and n % p and abs(p - 0.618 * n) < max(0.05 * n, 3)
+        order = window_order(n, "prime_stride", seed=1, epoch=0)
+        assert sorted(order.tolist()) == list(range(n))
+        assert ((order[1:] - order[:-1]) % n == p).all()
+
+
+def test_prime_stride_order_covers_every_window(stream: BinIdxDataset) -> None:
+    windows = TokenWindows(stream, context=64, seed=3, order="prime_stride")
+    starts = [int(windows[i][0][0]) for i in range(len(windows))]
+    assert sorted(starts) == list(range(0, 15 * 64, 64)) and starts != sorted(starts)
+
+
+def test_padded_layout_never_crosses_a_document(stream: BinIdxDataset) -> None:
+    windows = TokenWindows(stream, context=64, seed=0, layout="padded", pad_id=9999)
+    docs = [stream[i] for i in range(len(stream))]
+    assert len(windows) == sum(-(-(len(d) - 1) // 64) for d in docs if len(d) > 1)
+    seen = set()
+    for i in range(len(windows)):
+        inputs, targets = windows[i]
+        real = inputs != 9999
+        doc = next(d for d in docs if int(inputs[0]) in d)
+        assert set(inputs[real].tolist()) <= set(doc.tolist())
+        assert (targets[real] == inputs[real] + 1).all() and (targets[~real] == -100).all()
+        seen.update(inputs[real].tolist())
+    assert seen == {int(t) for d in docs for t in d[:-1]}  # every next-token target once
+    batch_in, batch_tg = windows.batch([0, 1, 2])
+    assert batch_in.shape == (3, 64) and batch_tg.shape == (3, 64)

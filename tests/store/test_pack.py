@@ -86,3 +86,47 @@ def test_empty_split_packs_to_empty_files(tmp_path: Path) -> None:
         pass
     assert read_sequences_arrow(tmp_path / "valid.arrow").num_rows == 0
     assert len(BinIdxDataset(tmp_path / "valid")) == 0
+
+
+def test_pack_refuses_a_tokenizer_it_cannot_train_on(
+    params: dict[str, Any], tmp_path: Path
+) -> None:
+    from midilm.store.stage import training_tokenizer
+
+    params["tokenizer"]["name"] = "nope"
+    with pytest.raises(ValueError, match="not one of the tokenizers"):
+        training_tokenizer(params)
+    params["tokenizer"]["name"] = "tsd"
+    params["tokenizers"]["tsd"]["max_pieces"] = 10
+    with pytest.raises(ValueError, match="max_pieces is set"):
+        training_tokenizer(params)
+
+
+class TextRemi:
+    """REMI with a `to_text` (as MIDICompact and Simplified MIDI have): token names, spaced."""
+
+    def __init__(self, layout: Layout) -> None:
+        from midilm.tokenize import load_tokenizer
+
+        self.inner = load_tokenizer(layout.tokens_dir("remi"))
+        self.bos_id, self.eos_id, self.pad_id = (
+            self.inner.bos_id,
+            self.inner.eos_id,
+            self.inner.pad_id,
+        )
+        self.names = {i: t for t, i in self.inner.vocab.items()}
+
+    def to_text(self, ids: list[int]) -> str:
+        return " ".join(self.names[i] for i in ids)
+
+
+def test_jsonl_holds_one_text_per_sequence(packed: Layout, tmp_path: Path) -> None:
+    from midilm.store.stage import write_jsonl
+
+    tokenizer = TextRemi(packed)
+    data = BinIdxDataset(packed.packed_dir("remi") / "valid")
+    write_jsonl(tmp_path / "valid.jsonl", tokenizer, [data[i] for i in range(len(data))])
+    lines = (tmp_path / "valid.jsonl").read_text(encoding="utf-8").splitlines()
+    assert len(lines) == len(data)
+    first = json.loads(lines[0])["text"].split(" ")
+    assert first[0] != "BOS_None" and len(first) == len(data[0]) - 2

@@ -9,7 +9,7 @@ from typing import Any
 import symusic
 
 from midilm.tokenize import build_tokenizer
-from midilm.tokenize.fidelity import note_f1
+from midilm.tokenize.fidelity import match_notes, note_f1, prf
 
 
 def test_identical_scores_match_exactly(chorale_midis: list[Path]) -> None:
@@ -42,3 +42,18 @@ def test_remi_roundtrip_on_real_chorales(chorale_midis: list[Path], params: dict
         decoded = tokenizer.decode(tokenizer.encode(score))
         precision, recall, f1 = note_f1(score, decoded, 1, tpq=tokenizer.resolution)
         assert f1 > 0.95, (path.name, precision, recall)
+
+
+def test_real_time_grid_ignores_the_tempo(chorale_midis: list[Path]) -> None:
+    """The same notes at another tempo and resolution match exactly in seconds."""
+    from midilm.tokenize.fidelity import notes_at_seconds, time_grid_s
+
+    score = symusic.Score(str(chorale_midis[0]))
+    same = score.resample(960)  # other ticks, same seconds
+    a, b = notes_at_seconds(score, 0.008), notes_at_seconds(same, 0.008)
+    assert len(a) == score.note_num() and prf(match_notes(a, b), len(a), len(b))[2] == 1.0
+
+    class RealTime:
+        time_grid_s = 0.008
+
+    assert time_grid_s(RealTime()) == 0.008 and time_grid_s(object()) is None

@@ -17,7 +17,7 @@ from midilm.tokenize.stage import run_tokenize
 
 STATS_KEYS = {"tokenizer", "vocab_size", "sequences", "tokens", "notes", "duration_s",
               "tokens_per_note", "tokens_per_second", "seq_len_p50", "seq_len_p95", "failed",
-              "per_split", "roundtrip", "speed"}  # fmt: skip
+              "per_split", "roundtrip", "speed", "family", "max_pieces", "trained"}  # fmt: skip
 
 
 @pytest.fixture()
@@ -77,3 +77,29 @@ def test_outputs_are_byte_deterministic(params: dict[str, Any], augmented: Layou
     assert first == again
     stats.pop("speed"), stats_again.pop("speed")
     assert json.dumps(stats, sort_keys=True) == json.dumps(stats_again, sort_keys=True)
+
+
+def test_workers_do_not_change_the_output(params: dict[str, Any], augmented: Layout) -> None:
+    out = augmented.tokens_dir("remi")
+    run_tokenize(params, augmented, workers=1)
+    first = (out / "sequences.parquet").read_bytes()
+    stats = run_tokenize(params, augmented, workers=2)
+    assert (out / "sequences.parquet").read_bytes() == first and stats["speed"]["workers"] == 2
+
+
+def test_bpe_entry_trains_on_a_capped_sample(params: dict[str, Any], augmented: Layout) -> None:
+    params["tokenizers"]["remi_bpe"]["train"] = {"model": "BPE", "vocab_size": 700, "max_files": 6}
+    params["tokenizers"]["remi_bpe"]["max_pieces"] = 20
+    stats = run_tokenize(params, augmented, key="remi_bpe")
+    out = augmented.tokens_dir("remi_bpe")
+    assert stats["tokenizer"] == "remi_bpe" and stats["family"] == "remi"
+    assert stats["trained"] == {"model": "BPE", "vocab_size": 700, "files": 6}
+    assert stats["vocab_size"] == 700 == load_tokenizer(out).vocab_size
+    assert stats["speed"]["files"] == 20 and stats["roundtrip"]["f1"] > 0.95
+    plain = run_tokenize(params, augmented, key="remi")
+    assert stats["tokens_per_note"] < plain["tokens_per_note"]  # BPE merges tokens
+
+
+def test_unknown_key_names_the_choices(params: dict[str, Any], augmented: Layout) -> None:
+    with pytest.raises(KeyError, match="not in `tokenizers`"):
+        run_tokenize(params, augmented, key="nope")

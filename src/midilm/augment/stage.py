@@ -1,5 +1,5 @@
-"""The augment stage: transposed, velocity-jittered copies of TRAIN pieces, and the manifest of
-every piece to tokenize (originals of all splits + the copies)."""
+"""The augment stage: transposed, modulated, tempo-scaled, velocity-jittered copies of TRAIN
+pieces, and the manifest of every piece to tokenize (originals of all splits + the copies)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,15 @@ import symusic
 from omegaconf import DictConfig
 from tqdm import tqdm
 
-from midilm.augment.transforms import MIDI_PITCH_RANGE, feasible_shifts, jitter_velocity
+from midilm.augment.transforms import (
+    MIDI_PITCH_RANGE,
+    bar_lines,
+    feasible_shifts,
+    jitter_velocity,
+    modulate,
+    scale_tempo,
+    segment_span,
+)
 from midilm.augment.transforms import transpose as transpose_score
 from midilm.common.io import atomic_dir, write_json_atomic, write_parquet_atomic
 from midilm.common.logging import get_logger, progress_disabled
@@ -26,6 +34,8 @@ from midilm.common.params import to_plain
 from midilm.common.paths import Layout
 
 log = get_logger(__name__)
+
+TRANSPOSE_MODES = ("random", "all_keys")
 
 SPLIT_COLUMNS = ["id", "dataset", "source", "path", "content_hash", "duration_s", "n_notes",
                  "n_tracks", "license", "split"]  # fmt: skip
@@ -35,7 +45,7 @@ MANIFEST_COLUMNS = ["id", "source_id", "dataset", "split", "path", "augmented", 
 
 @dataclass(frozen=True)
 class AugmentConfig:
-    """params.yaml's `augment` group, plus the run seed."""
+    """params.yaml's `augment` group, plus the run seed (see conf/augment/default.yaml)."""
 
     seed: int
     multiplicity: int
@@ -45,12 +55,21 @@ class AugmentConfig:
     pitch_range: tuple[int, int]
     velocity: bool
     jitter: int
+    transpose_mode: str = "random"
+    modulation: bool = False
+    modulation_probability: float = 1.0
+    modulation_semitones: tuple[int, int] = (-2, 2)
+    modulation_fraction: tuple[float, float] = (0.25, 0.5)
+    bar_aligned: bool = True
+    tempo: bool = False
+    tempo_factor: tuple[float, float] = (1.0, 1.0)
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any] | DictConfig) -> AugmentConfig:
         plain = to_plain(params) if isinstance(params, DictConfig) else dict(params)
         aug = plain["augment"]
         tr, vel = aug.get("transpose", {}) or {}, aug.get("velocity", {}) or {}
+        mod, tempo = aug.get("modulation", {}) or {}, aug.get("tempo", {}) or {}
         config = cls(
             seed=int(plain["seed"]),
             multiplicity=int(aug.get("multiplicity", 0)),
@@ -60,13 +79,45 @@ class AugmentConfig:
             pitch_range=tuple(tr.get("pitch_range") or MIDI_PITCH_RANGE),  # type: ignore[arg-type]
             velocity=bool(vel.get("enabled", False)),
             jitter=int(vel.get("jitter", 0)),
+            transpose_mode=str(tr.get("mode", "random")),
+            modulation=bool(mod.get("enabled", False)),
+            modulation_probability=float(mod.get("probability", 1.0)),
+            modulation_semitones=(
+                int(mod.get("min_semitones", -2)),
+                int(mod.get("max_semitones", 2)),
+            ),
+            modulation_fraction=(
+                float(mod.get("min_fraction", 0.25)),
+                float(mod.get("max_fraction", 0.5)),
+            ),
+            bar_aligned=bool(mod.get("bar_aligned", True)),
+            tempo=bool(tempo.get("enabled", False)),
+            tempo_factor=(float(tempo.get("min_factor", 1.0)), float(tempo.get("max_factor", 1.0))),
         )
-        if config.multiplicity < 0 or config.min_semitones > config.max_semitones:
-            raise ValueError(
-                "params.yaml augment: need multiplicity >= 0 and min_semitones <= max_semitones "
-                f"(got {config.multiplicity}, {config.min_semitones}..{config.max_semitones})"
-            )
+        config.check()
         return config
+
+    def check(self) -> None:
+        """Raise a ValueError naming the params.yaml key that is out of range."""
+        problems = []
+        if self.multiplicity < 0 or self.min_semitones > self.max_semitones:
+            problems.append("multiplicity >= 0 and transpose.min_semitones <= max_semitones")
+        if self.transpose_mode not in TRANSPOSE_MODES:
+            problems.append(f"transpose.mode in {TRANSPOSE_MODES}")
+        if self.modulation_semitones[0] > self.modulation_semitones[1]:
+            problems.append("modulation.min_semitones <= max_semitones")
+        if not 0 < self.modulation_fraction[0] <= self.modulation_fraction[1] <= 1:
+            problems.append("0 < modulation.min_fraction <= max_fraction <= 1")
+        if not 0 < self.tempo_factor[0] <= self.tempo_factor[1]:
+            problems.append("0 < tempo.min_factor <= max_factor")
+        if problems:
+            raise ValueError(f"params.yaml augment: need {'; '.join(problems)} (got {self})")
+
+    def copy_shifts(self) -> list[int | None]:
+        """One entry per copy: the forced transposition (all_keys mode) or None (random)."""
+        if self.transpose and self.transpose_mode == "all_keys":
+            return [k for k in range(self.min_semitones, self.max_semitones + 1) if k != 0]
+        return [None] * self.multiplicity
 
 
 def piece_seed(seed: int, source_id: str, k: int) -> int:
@@ -76,25 +127,73 @@ def piece_seed(seed: int, source_id: str, k: int) -> int:
 
 
 def augment_score(
-    score: symusic.core.ScoreTick, config: AugmentConfig, rng: np.random.Generator
-) -> tuple[symusic.core.ScoreTick, dict[str, int]]:
-    """One augmented copy and the transforms applied (JSON-able, e.g. {"transpose": 3}).
+    score: symusic.core.ScoreTick,
+    config: AugmentConfig,
+    rng: np.random.Generator,
+    shift: int | None = None,
+) -> tuple[symusic.core.ScoreTick, dict[str, Any]] | None:
+    """One augmented copy and the transforms applied (JSON-able), in the order transpose,
+    modulation, tempo, velocity; None when a forced `shift` (all_keys) leaves the pitch range.
 
-    The shift is drawn uniformly from [min_semitones, max_semitones] intersected with the shifts
-    that keep the piece in `pitch_range`; when they do not intersect the piece is not transposed.
+    A random shift is drawn uniformly from [min_semitones, max_semitones] intersected with the
+    shifts that keep the piece in `pitch_range`; when they do not intersect it is 0.
     """
-    transforms: dict[str, int] = {}
+    transforms: dict[str, Any] = {}
     out = score
     if config.transpose:
         lo, hi = feasible_shifts(score, config.pitch_range)
+        if shift is not None and not lo <= shift <= hi:
+            return None
         lo, hi = max(lo, config.min_semitones), min(hi, config.max_semitones)
-        shift = int(rng.integers(lo, hi + 1)) if lo <= hi else 0
+        if shift is None:
+            shift = int(rng.integers(lo, hi + 1)) if lo <= hi else 0
         out = transpose_score(out, shift, config.pitch_range)
         transforms["transpose"] = shift
+    if config.modulation and rng.random() < config.modulation_probability:
+        segment = draw_modulation(out, config, rng)
+        if segment is not None:
+            out = modulate(out, *segment, config.pitch_range)
+            transforms["modulation"] = dict(
+                zip(("start", "end", "semitones"), segment, strict=True)
+            )
+    if config.tempo:
+        factor = round(float(rng.uniform(*config.tempo_factor)), 3)
+        out = scale_tempo(out, factor)
+        transforms["tempo"] = factor
     if config.velocity and config.jitter > 0:
         out = jitter_velocity(out, rng, config.jitter)
         transforms["velocity_jitter"] = config.jitter
     return out, transforms
+
+
+def draw_modulation(
+    score: symusic.core.ScoreTick, config: AugmentConfig, rng: np.random.Generator
+) -> tuple[int, int, int] | None:
+    """A segment [start, end) covering a random fraction of the piece (starting and ending on
+    bar lines when `bar_aligned`) and a non-zero shift keeping it in range; None if impossible."""
+    end_tick = int(score.end())
+    onsets = np.unique(np.concatenate([t.notes.numpy()["time"] for t in score.tracks] or [[]]))
+    cuts = bar_lines(score) if config.bar_aligned else onsets.astype(np.int64)
+    cuts = cuts[cuts < end_tick]
+    if end_tick <= 0 or cuts.size == 0:
+        return None
+    length = int(rng.uniform(*config.modulation_fraction) * end_tick)
+    start = int(cuts[rng.integers(0, cuts.size)])
+    end = start + max(length, 1)
+    if config.bar_aligned:
+        later = bar_lines(score)
+        later = later[later >= end]
+        end = int(later[0]) if later.size else end_tick + 1
+    end = min(end, end_tick + 1)
+    span = segment_span(score, start, end)
+    if span is None:
+        return None
+    lo = max(config.modulation_semitones[0], config.pitch_range[0] - span[0])
+    hi = min(config.modulation_semitones[1], config.pitch_range[1] - 1 - span[1])
+    shifts = [s for s in range(lo, hi + 1) if s != 0]
+    if not shifts:
+        return None
+    return start, end, int(shifts[int(rng.integers(0, len(shifts)))])
 
 
 def _copy_name(piece_id: str, k: int) -> str:
@@ -111,9 +210,12 @@ def _augment_piece(
     except Exception as exc:  # reported in summary.json, never a crash
         return [], f"load_error: {type(exc).__name__}: {exc}"
     rows = []
-    for k in range(1, config.multiplicity + 1):
+    for k, shift in enumerate(config.copy_shifts(), start=1):
         rng = np.random.default_rng(piece_seed(config.seed, row["id"], k))
-        copy, transforms = augment_score(score, config, rng)
+        result = augment_score(score, config, rng, shift)
+        if result is None:  # all_keys: this key leaves the pitch range
+            continue
+        copy, transforms = result
         rel = Path("midi") / f"{_copy_name(row['id'], k)}.mid"
         (tmp_dir / rel).parent.mkdir(parents=True, exist_ok=True)
         copy.dump_midi(str(tmp_dir / rel))
@@ -126,8 +228,10 @@ def _augment_piece(
                 "path": (final_dir / rel).relative_to(root).as_posix(),
                 "augmented": True,
                 "transforms": json.dumps(transforms, sort_keys=True),
-                "n_notes": row["n_notes"],  # transforms keep every note and every time
-                "duration_s": row["duration_s"],
+                "n_notes": row["n_notes"],  # transforms keep every note
+                "duration_s": (
+                    float(copy.to("second").end()) if "tempo" in transforms else row["duration_s"]
+                ),
             }
         )
     return rows, None
@@ -162,7 +266,7 @@ def run_augment(
         }
     )
     train = split[split["split"] == "train"].sort_values("id").to_dict("records")
-    todo = train if config.multiplicity > 0 else []
+    todo = train if config.copy_shifts() else []
 
     rows: list[dict[str, Any]] = []
     failed: list[dict[str, str]] = []
@@ -207,6 +311,8 @@ def _summary(
     transforms = [json.loads(t) for t in copies["transforms"]]
     by_transform = {
         "transpose": sum(1 for t in transforms if t.get("transpose", 0) != 0),
+        "modulation": sum(1 for t in transforms if "modulation" in t),
+        "tempo": sum(1 for t in transforms if "tempo" in t),
         "velocity_jitter": sum(1 for t in transforms if "velocity_jitter" in t),
     }
     shifts = Counter(t["transpose"] for t in transforms if "transpose" in t)
@@ -214,7 +320,7 @@ def _summary(
         "pieces_before": int((~manifest["augmented"]).sum()),
         "pieces_after": len(manifest),
         "augmented_copies": len(copies),
-        "multiplicity": config.multiplicity,
+        "multiplicity": len(config.copy_shifts()),
         "by_transform": by_transform,
         "transpose_semitones": {str(k): shifts[k] for k in sorted(shifts)},
         "failed": failed,

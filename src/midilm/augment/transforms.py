@@ -86,3 +86,77 @@ def jitter_velocity(score: ScoreTick, rng: np.random.Generator, jitter: int) -> 
             notes["time"], notes["duration"], notes["pitch"], velocity, out.ttype
         )
     return out
+
+
+def bar_lines(score: ScoreTick) -> np.ndarray:
+    """Tick of every bar line up to the score's end, from its time signatures (4/4 if none)."""
+    end = int(score.end())
+    tpq = int(score.ticks_per_quarter)
+    sigs = sorted(
+        (int(t.time), int(t.numerator), int(t.denominator)) for t in score.time_signatures
+    )
+    if not sigs or sigs[0][0] > 0:
+        sigs.insert(0, (0, 4, 4))
+    bars: list[np.ndarray] = []
+    for i, (time, num, den) in enumerate(sigs):
+        stop = sigs[i + 1][0] if i + 1 < len(sigs) else end + 1
+        length = max(tpq * 4 * num // den, 1)
+        bars.append(np.arange(time, max(stop, time + 1), length, dtype=np.int64))
+    lines = np.unique(np.concatenate(bars))
+    return lines[lines <= end]
+
+
+def segment_span(score: ScoreTick, start: int, end: int) -> tuple[int, int] | None:
+    """Lowest and highest pitch of non-drum notes with onset in [start, end), or None."""
+    lows, highs = [], []
+    for track in score.tracks:
+        if track.is_drum or len(track.notes) == 0:
+            continue
+        notes = track.notes.numpy()
+        inside = (notes["time"] >= start) & (notes["time"] < end)
+        if inside.any():
+            lows.append(int(notes["pitch"][inside].min()))
+            highs.append(int(notes["pitch"][inside].max()))
+    return (min(lows), max(highs)) if lows else None
+
+
+def modulate(
+    score: ScoreTick,
+    start: int,
+    end: int,
+    semitones: int,
+    pitch_range: tuple[int, int] = MIDI_PITCH_RANGE,
+) -> ScoreTick:
+    """Transpose the non-drum notes whose onset lies in [start, end) by `semitones`. The caller
+    picks a shift that keeps the segment in `pitch_range` (see `segment_span`); a shift that
+    would leave it raises ValueError rather than clip."""
+    span = segment_span(score, start, end)
+    if span is not None and (span[0] + semitones < pitch_range[0] or
+                             span[1] + semitones >= pitch_range[1]):  # fmt: skip
+        raise ValueError(f"modulation by {semitones} leaves pitch range {pitch_range}")
+    out = score.copy()
+    if semitones == 0 or span is None:
+        return out
+    for track in out.tracks:
+        if track.is_drum or len(track.notes) == 0:
+            continue
+        notes = track.notes.numpy()
+        inside = (notes["time"] >= start) & (notes["time"] < end)
+        pitch = np.where(inside, notes["pitch"].astype(np.int32) + semitones, notes["pitch"])
+        track.notes = symusic.Note.from_numpy(
+            notes["time"], notes["duration"], pitch.astype(np.int8), notes["velocity"], out.ttype
+        )
+    return out
+
+
+def scale_tempo(score: ScoreTick, factor: float) -> ScoreTick:
+    """Multiply every tempo by `factor` (> 1: faster), so every time in seconds is divided by it;
+    ticks are unchanged. A score without tempo events gets one at tick 0 (MIDI's 120 BPM)."""
+    if factor <= 0:
+        raise ValueError(f"tempo factor must be > 0, got {factor}")
+    out = score.copy()
+    if len(out.tempos) == 0:
+        out.tempos.append(symusic.Tempo(0, qpm=120.0, ttype=out.ttype))
+    for tempo in out.tempos:
+        tempo.mspq = max(round(tempo.mspq / factor), 1)
+    return out

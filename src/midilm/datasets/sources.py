@@ -1,7 +1,9 @@
 """Dataset sources: turn `params.dataset` into a deterministic list of pieces to materialize.
 
-Three kinds: `music21_chorales` (music21's chorale iterator), `music21_abc` (every tune of the
-ABC files in a music21 corpus folder) and `folder` (every .mid/.midi under a user folder).
+Four kinds: `music21_chorales` (music21's chorale iterator), `music21_abc` (every tune of the
+ABC files in a music21 corpus folder), `registry` (an entry of `registry.yaml`, listed by
+`midilm.datasets.listing`) and `folder` (every MIDI, ABC, GuitarPro and JAMS file under a user
+folder).
 """
 
 from __future__ import annotations
@@ -18,6 +20,10 @@ from omegaconf import DictConfig, OmegaConf
 
 MUSIC21_KINDS = ("music21_chorales", "music21_abc")
 MIDI_SUFFIXES = (".mid", ".midi")
+ABC_SUFFIXES = (".abc",)
+GUITARPRO_SUFFIXES = (".gp3", ".gp4", ".gp5", ".gtp")
+JAMS_SUFFIXES = (".jams",)
+FOLDER_SUFFIXES = MIDI_SUFFIXES + ABC_SUFFIXES + GUITARPRO_SUFFIXES + JAMS_SUFFIXES
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _TUNE_START = re.compile(r"(?m)^(?=X:)")
 _TUNE_NUMBER = re.compile(r"X:\s*(\S*)")
@@ -29,11 +35,14 @@ class PieceTask:
 
     dataset: str
     name: str  # piece name inside the dataset; the id is f"{dataset}/{name}"
-    kind: str  # music21_chorales | music21_abc | folder
+    kind: str  # the converter: folder/midi | music21_chorales | music21_abc/abc | pianoroll |
+    #            guitarpro | jams (midilm.datasets.converters.CONVERTERS)
     source: str  # provenance, e.g. "music21:bach/bwv269"
     license: str
-    ref: str  # corpus name (chorales) or file path (folder)
-    text: str = ""  # the tune's ABC text (music21_abc)
+    ref: str  # corpus name (chorales) or file path (folder, midi, guitarpro, jams)
+    text: str = ""  # the tune's ABC text (abc) or the piano-roll steps as JSON (pianoroll)
+    split: str | None = None  # the dataset's official split, None where it defines none
+    options: str = ""  # converter options as JSON text (e.g. DadaGP's artist filter)
 
     @property
     def id(self) -> str:
@@ -130,17 +139,44 @@ def abc_tasks(dataset: str, cfg: Mapping[str, Any]) -> list[PieceTask]:
 
 
 def folder_tasks(dataset: str, cfg: Mapping[str, Any]) -> list[PieceTask]:
-    """Every .mid/.midi file under a folder, recursively, sorted by relative path."""
+    """Every MIDI, ABC (one task per tune), GuitarPro and JAMS file under a folder,
+    recursively, sorted by relative path."""
     folder = Path(str(cfg.get("path", "")))
     if not cfg.get("path") or not folder.is_dir():
         raise FileNotFoundError(
             f"dataset.folders.{dataset}.path: folder {folder} not found; create it, fix the path "
             "or remove the entry"
         )
-    files = sorted(
-        (p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in MIDI_SUFFIXES),
+    return files_tasks(dataset, folder, sorted_files(folder, FOLDER_SUFFIXES), cfg)
+
+
+def sorted_files(folder: Path, suffixes: tuple[str, ...], pattern: str = "**/*") -> list[Path]:
+    """Files under `folder` matching `pattern` with one of `suffixes`, by relative path."""
+    return sorted(
+        (p for p in folder.glob(pattern) if p.is_file() and p.suffix.lower() in suffixes),
         key=lambda p: p.relative_to(folder).as_posix(),
     )
+
+
+def kind_of(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix in ABC_SUFFIXES:
+        return "abc"
+    if suffix in GUITARPRO_SUFFIXES:
+        return "guitarpro"
+    return "jams" if suffix in JAMS_SUFFIXES else "folder"
+
+
+def files_tasks(
+    dataset: str,
+    folder: Path,
+    files: list[Path],
+    cfg: Mapping[str, Any],
+    splits: Mapping[str, str | None] | None = None,
+    options: str = "",
+) -> list[PieceTask]:
+    """One task per file (per tune for ABC files), named by the path relative to `folder`;
+    `splits` maps a relative path to its official split."""
     tasks: list[PieceTask] = []
     used: set[str] = set()
     for path in files:
@@ -149,20 +185,50 @@ def folder_tasks(dataset: str, cfg: Mapping[str, Any]) -> list[PieceTask]:
         if name in used:  # e.g. `a b.mid` and `a_b.mid`: disambiguate by the original path
             name = f"{name}_{hashlib.sha256(rel.encode()).hexdigest()[:8]}"
         used.add(name)
+        common = {
+            "dataset": dataset,
+            "license": str(cfg.get("license", "")),
+            "ref": str(path),
+            "split": (splits or {}).get(rel),
+            "options": options,
+        }
+        kind = kind_of(path)
+        if kind == "abc":
+            tasks += abc_file_tasks(path, name, f"folder:{folder.as_posix()}/{rel}", common)
+            continue
         tasks.append(
-            PieceTask(
-                dataset=dataset,
-                name=name,
-                kind="folder",
-                source=f"folder:{folder.as_posix()}/{rel}",
-                license=str(cfg.get("license", "")),
-                ref=str(path),
-            )
+            PieceTask(name=name, kind=kind, source=f"folder:{folder.as_posix()}/{rel}", **common)
         )
     return tasks
 
 
-SOURCE_KINDS = {"music21_chorales": chorale_tasks, "music21_abc": abc_tasks}
+def abc_file_tasks(
+    path: Path, stem: str, source: str, common: Mapping[str, Any]
+) -> list[PieceTask]:
+    """One `abc` task per tune of an ABC file, named `<stem>_x<number>`."""
+    tunes = split_abc_tunes(path.read_text(encoding="utf-8", errors="replace"))
+    names = unique_names(
+        [safe_name(f"{stem}_x{number or i + 1}") for i, (number, _) in enumerate(tunes)]
+    )
+    return [
+        PieceTask(
+            name=name, kind="abc", source=f"{source}#X:{number or i + 1}", text=tune, **common
+        )
+        for i, ((number, tune), name) in enumerate(zip(tunes, names, strict=True))
+    ]
+
+
+def registry_source_tasks(dataset: str, cfg: Mapping[str, Any]) -> list[PieceTask]:
+    from midilm.datasets.listing import registry_tasks
+
+    return registry_tasks(dataset, cfg)
+
+
+SOURCE_KINDS = {
+    "music21_chorales": chorale_tasks,
+    "music21_abc": abc_tasks,
+    "registry": registry_source_tasks,
+}
 
 
 def select(tasks: list[PieceTask], dataset: str, cfg: Mapping[str, Any]) -> list[PieceTask]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import pandas as pd
+
 SPLITS = ("train", "valid", "test")
 HASH_DIGITS = 8  # leading hex digits read as a number in [0, 1)
 
@@ -39,3 +41,19 @@ def split_of(content_hash: str, ratios: Mapping[str, float]) -> str:
         if x < cumulative:
             return name
     return SPLITS[-1]
+
+
+def assign_splits(manifest: pd.DataFrame, ratios: Mapping[str, float]) -> list[str]:
+    """Each piece's split: its dataset's official split, else `split_of(content_hash)`; then
+    every group of equal content takes the strictest split in it (test > valid > train), so no
+    test piece has a duplicate in train, even across datasets with their own official splits."""
+    official = manifest.get("official_split", pd.Series([None] * len(manifest)))
+    splits = [
+        str(o) if isinstance(o, str) and o else split_of(h, ratios)
+        for o, h in zip(official, manifest["content_hash"], strict=True)
+    ]
+    strictest: dict[str, str] = {}
+    for content, split in zip(manifest["content_hash"], splits, strict=True):
+        current = strictest.get(content, SPLITS[0])
+        strictest[content] = max(current, split, key=SPLITS.index)
+    return [strictest[h] for h in manifest["content_hash"]]

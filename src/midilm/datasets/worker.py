@@ -1,12 +1,14 @@
-"""The per-piece work, run in a worker process: read or export, validate, canonicalize, hash."""
+"""The per-piece work, run in a worker process: convert, validate, canonicalize, hash."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
-from midilm.datasets.content_hash import note_content_hash
-from midilm.datasets.music21_export import SourceError, export_abc, export_chorale
+from symusic.core import ScoreTick
+
+from midilm.datasets.content_hash import note_content_hash, transposition_hash
+from midilm.datasets.converters import convert, failure_reason
+from midilm.datasets.music21_export import SourceError
 from midilm.datasets.sources import PieceTask
 from midilm.datasets.validate import Filters, Rejected, check_filters, load_midi, score_stats
 
@@ -24,6 +26,11 @@ class PieceResult:
     reason: str = ""
     detail: str = ""
     repairs: tuple[str, ...] = ()  # e.g. ("shared_meter",): what was fixed before export
+    transposition_hash: str = ""
+    programs: tuple[int, ...] = ()  # distinct programs of the non-drum tracks with notes
+    has_drums: bool = False
+    tempo: float | None = None  # the first tempo, quarter notes per minute
+    time_signature: str | None = None  # the first time signature, e.g. "4/4"
 
     @property
     def kept(self) -> bool:
@@ -34,17 +41,17 @@ def quarantined(task: PieceTask, reason: str, detail: str) -> PieceResult:
     return PieceResult(task=task, reason=reason, detail=detail)
 
 
-def source_bytes(task: PieceTask) -> tuple[bytes, tuple[str, ...]]:
-    """The piece as MIDI bytes, as the source gives it (music21 export or the file itself)."""
-    if task.kind == "music21_chorales":
-        return export_chorale(task.ref), ()
-    if task.kind == "music21_abc":
-        data, fixes = export_abc(task.text)
-        return data, tuple(sorted(name for name, count in fixes.items() if count))
-    try:
-        return Path(task.ref).read_bytes(), ()
-    except OSError as error:
-        raise SourceError("parse_error", f"{type(error).__name__}: {error}") from error
+def score_meta(score: ScoreTick) -> dict[str, object]:
+    """Programs, drums, first tempo and meter of a score (manifest columns)."""
+    sounding = [t for t in score.tracks if t.note_num() > 0]
+    tempo = float(score.tempos[0].qpm) if len(score.tempos) else None
+    meter = score.time_signatures[0] if len(score.time_signatures) else None
+    return {
+        "programs": tuple(sorted({int(t.program) for t in sounding if not t.is_drum})),
+        "has_drums": any(t.is_drum for t in sounding),
+        "tempo": round(tempo, 3) if tempo is not None else None,
+        "time_signature": f"{meter.numerator}/{meter.denominator}" if meter else None,
+    }
 
 
 def process_piece(task: PieceTask, filters: Filters) -> PieceResult:
@@ -54,7 +61,7 @@ def process_piece(task: PieceTask, filters: Filters) -> PieceResult:
     the manifest describes exactly the bytes that are stored.
     """
     try:
-        data, repairs = source_bytes(task)
+        data, repairs = convert(task)
         canonical = load_midi(data).dumps_midi()
         score = load_midi(canonical)
         stats = score_stats(score)
@@ -62,8 +69,7 @@ def process_piece(task: PieceTask, filters: Filters) -> PieceResult:
     except (SourceError, Rejected) as error:
         return quarantined(task, error.reason, str(error))
     except Exception as error:  # a reader bug on odd input is still this file's problem
-        reason = "export_error" if task.kind != "folder" else "parse_error"
-        return quarantined(task, reason, f"{type(error).__name__}: {error}")
+        return quarantined(task, failure_reason(task), f"{type(error).__name__}: {error}")
     return PieceResult(
         task=task,
         midi=canonical,
@@ -72,4 +78,6 @@ def process_piece(task: PieceTask, filters: Filters) -> PieceResult:
         n_notes=stats.n_notes,
         n_tracks=stats.n_tracks,
         repairs=repairs,
+        transposition_hash=transposition_hash(score),
+        **score_meta(score),  # type: ignore[arg-type]
     )

@@ -6,8 +6,10 @@ Names are DVC's addressing (`train`, `tokenize@remi` for a `foreach` item), exac
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 Dag = dict[str, list[str]]
 
@@ -22,14 +24,23 @@ def read_dag(repo_root: str | Path = ".") -> Dag:
         graph = repo.index.graph  # edges point from a stage to the stages it depends on
         stages = [stage for stage in graph.nodes if isinstance(stage, PipelineStage)]
         upstream = {
-            stage.addressing: {
-                dep.addressing for dep in graph.successors(stage) if isinstance(dep, PipelineStage)
+            _address(stage, repo.root_dir): {
+                _address(dep, repo.root_dir)
+                for dep in graph.successors(stage)
+                if isinstance(dep, PipelineStage)
             }
             for stage in stages
         }
     order = topological_order(upstream)
     rank = {name: i for i, name in enumerate(order)}
     return {name: sorted(upstream[name], key=rank.__getitem__) for name in order}
+
+
+def _address(stage: Any, root: str) -> str:
+    """What `dvc repro -s` takes from the repo root: `name`, or `sub/dvc.yaml:name` elsewhere
+    (DVC's own `addressing` is relative to the current directory, not the repo)."""
+    dvcfile = os.path.relpath(stage.dvcfile.path, root)
+    return stage.name if dvcfile == "dvc.yaml" else f"{dvcfile}:{stage.name}"
 
 
 def topological_order(dag: Mapping[str, Iterable[str]]) -> list[str]:

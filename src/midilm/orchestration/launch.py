@@ -53,7 +53,8 @@ def executor_name(env: dict[str, str] | os._Environ[str] = os.environ) -> str:
 
 
 def load_resources(stage: str, path: Path | None = None) -> StageResources:
-    """Resources for `stage`: its entry in infra/resources.yaml over the `default` entry."""
+    """Resources for `stage` (`tokenize@remi` uses `tokenize`'s): its entry over `default`."""
+    stage = stage.split("@", 1)[0]
     path = path or Path(os.environ.get(RESOURCES_ENV, DEFAULT_RESOURCES))
     if not path.exists():
         return StageResources()
@@ -128,9 +129,10 @@ def run_local(command: Sequence[str]) -> int:
 def run_slurm(stage: str, command: Sequence[str], workdir: Path) -> int:
     log_dir = workdir / "logs" / "slurm"
     log_dir.mkdir(parents=True, exist_ok=True)
-    script = log_dir / f"{stage}.sbatch"
+    name = stage.replace("@", "-")  # foreach items run at once: one script and log name each
+    script = log_dir / f"{name}.sbatch"
     script.write_text(sbatch_script(stage, command, workdir), encoding="utf-8")
-    log_path = log_dir / f"{stage}-%j.log"
+    log_path = log_dir / f"{name}-%j.log"
     argv = [*sbatch_argv(stage, load_resources(stage), log_path), str(script)]
     try:
         code = subprocess.call(argv)
@@ -141,7 +143,7 @@ def run_slurm(stage: str, command: Sequence[str], workdir: Path) -> int:
         ) from None
     if code != 0:
         print(
-            f"midilm: stage {stage} failed as a Slurm job; log: {log_dir}/{stage}-<jobid>.log",
+            f"midilm: stage {stage} failed as a Slurm job; log: {log_dir}/{name}-<jobid>.log",
             file=sys.stderr,
         )
     return code

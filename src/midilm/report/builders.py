@@ -7,6 +7,7 @@ expected to differ between two identical runs; every other table is a pure funct
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -47,28 +48,70 @@ def _json(path: Path, stage: str) -> dict[str, Any]:
     return read_json(_need(path, stage))
 
 
+def _dedup_rows(layout: Layout, manifest: pd.DataFrame) -> pd.DataFrame:
+    """Duplicates dropped before splitting, each in its own official split, else in its kept
+    twin's split: they are files of their dataset, not unique pieces."""
+    path = layout.raw_dir / "dedup_report.parquet"
+    if not path.exists():
+        return manifest.iloc[0:0]
+    dropped = pd.read_parquet(path)
+    twin = manifest.set_index("id")["split"]
+    dropped["split"] = dropped["official_split"].where(
+        dropped["official_split"].notna(), dropped["duplicate_of"].map(twin)
+    )
+    return dropped
+
+
+def _chunk_counts(params: dict[str, Any], layout: Layout) -> dict[tuple[str, str], int] | None:
+    """Training windows per (dataset, split): sum of ceil(n_tokens / model.context) over the
+    training tokenizer's sequences (augmented copies included); None before tokenizing."""
+    tokenizer = str((params.get("tokenizer") or {}).get("name", ""))
+    context = int((params.get("model") or {}).get("context") or 0)
+    path = layout.tokens_dir(tokenizer) / "sequences.parquet"
+    if not tokenizer or context <= 0 or not path.exists():
+        return None
+    seqs = pd.read_parquet(path, columns=["dataset", "split", "n_tokens"])
+    seqs["chunks"] = -(-seqs["n_tokens"] // context)
+    return {(str(d), str(s)): int(n) for (d, s), n in seqs.groupby(["dataset", "split"])["chunks"]
+            .sum().items()}  # fmt: skip
+
+
 @table("T1_datasets")
 def datasets_table(params: dict[str, Any], layout: Layout) -> Table:
-    """Per dataset and split: files, unique pieces, hours, notes, notes/s; quarantined files."""
+    """Per dataset and split: files, unique pieces, sequences after chunking, hours, notes,
+    notes/s; quarantined files."""
     manifest = pd.read_parquet(_need(layout.split_manifest, "split"))
     quarantine = pd.read_parquet(_need(layout.quarantine_report, "datasets"))
+    if "reason" in quarantine:  # pieces left out by a dataset option are not bad files
+        quarantine = quarantine[quarantine["reason"] != "excluded"]
     quarantined = quarantine.groupby("dataset").size().to_dict() if len(quarantine) else {}
+    dropped = _dedup_rows(layout, manifest)
+    chunks = _chunk_counts(params, layout)
     datasets = sorted(set(manifest["dataset"]) | set(quarantined))
 
-    def row(label: str, split: str, frame: pd.DataFrame, dropped: int | None) -> list[Any]:
-        seconds = float(frame["duration_s"].sum())
-        notes = int(frame["n_notes"].sum())
+    def row(label: str, split: str, own: pd.DataFrame, dups: pd.DataFrame,
+            bad: int | None) -> list[Any]:  # fmt: skip
+        seconds = float(own["duration_s"].sum() + dups["duration_s"].sum())
+        notes = int(own["n_notes"].sum() + dups["n_notes"].sum())
         per_second = notes / seconds if seconds > 0 else None
-        unique = int(frame["content_hash"].nunique())
-        return [label, split, len(frame), unique, seconds / 3600, notes, per_second, dropped]
+        unique = int(own["content_hash"].nunique())
+        sequences = None
+        if chunks is not None:
+            names = [label] if label != "all" else datasets
+            splits = [split] if split != "total" else list(SPLITS)
+            sequences = sum(chunks.get((d, s), 0) for d in names for s in splits)
+        return [label, split, len(own) + len(dups), unique, sequences, seconds / 3600, notes,
+                per_second, bad]  # fmt: skip
 
     rows = []
     for dataset in datasets:
         own = manifest[manifest["dataset"] == dataset]
+        dups = dropped[dropped["dataset"] == dataset]
         for split in SPLITS:
-            rows.append(row(dataset, split, own[own["split"] == split], None))
-        rows.append(row(dataset, "total", own, int(quarantined.get(dataset, 0))))
-    rows.append(row("all", "total", manifest, len(quarantine)))
+            rows.append(row(dataset, split, own[own["split"] == split],
+                            dups[dups["split"] == split], None))  # fmt: skip
+        rows.append(row(dataset, "total", own, dups, int(quarantined.get(dataset, 0))))
+    rows.append(row("all", "total", manifest, dropped, len(quarantine)))
     return Table(
         "Datasets per split",
         [
@@ -76,6 +119,7 @@ def datasets_table(params: dict[str, Any], layout: Layout) -> Table:
             Column("split"),
             Column("files"),
             Column("unique pieces"),
+            Column("sequences"),
             Column("hours", 2),
             Column("notes"),
             Column("notes/s", 2),
@@ -83,17 +127,52 @@ def datasets_table(params: dict[str, Any], layout: Layout) -> Table:
         ],
         rows,
         notes=[
-            "Unique pieces count distinct note-content hashes; equal content is always in "
-            "one split. Quarantined files (not in any split) are counted per dataset."
+            "Files: valid files, duplicates included (in their official split, else their kept "
+            "twin's); unique pieces: distinct note-content hashes kept after deduplication; "
+            "equal content is always in one split. Sequences: training windows of model.context "
+            "tokens of the training tokenizer (augmented copies included; blank before "
+            "tokenizing). Quarantined files (not in any split) are counted per dataset."
         ],
     )
 
 
+def tokenizer_names(params: dict[str, Any]) -> list[str]:
+    """The tokenizers the tokenize stage ran (params.tokenizers keys), else the training one."""
+    return list(params.get("tokenizers") or [str(params["tokenizer"]["name"])])
+
+
+def _token_stats(params: dict[str, Any], layout: Layout) -> list[dict[str, Any]]:
+    return [
+        _json(layout.tokens_dir(n) / "stats.json", f"tokenize@{n}") for n in tokenizer_names(params)
+    ]
+
+
 @table("T2_tokenizers")
 def tokenizers_table(params: dict[str, Any], layout: Layout) -> Table:
-    name = str(params["tokenizer"]["name"])
-    stats = _json(layout.tokens_dir(name) / "stats.json", "tokenize")
-    roundtrip = stats.get("roundtrip") or {}
+    """One row per tokenizer: vocabulary, tokens per note and per second, lengths, round-trip F1."""
+    rows = [
+        [
+            stats["tokenizer"],
+            stats["vocab_size"],
+            stats["sequences"],
+            stats["tokens_per_note"],
+            stats["tokens_per_second"],
+            stats["seq_len_p50"],
+            stats["seq_len_p95"],
+            (stats.get("roundtrip") or {}).get("f1"),
+        ]
+        for stats in _token_stats(params, layout)
+    ]
+    sampled = [s["tokenizer"] for s in _token_stats(params, layout) if s.get("max_pieces")]
+    notes = [
+        "Round-trip F1: notes of decode(encode(test piece)) against the piece's notes.",
+        "CPWord and Octuple: each compound token counts as its sub-tokens (one id per "
+        "sub-vocabulary, flattened in order).",
+    ]
+    if sampled:
+        notes.append(
+            f"Stats over a seeded sample of pieces (max_pieces) for: {', '.join(sampled)}."
+        )
     return Table(
         "Tokenizers",
         [
@@ -106,32 +185,88 @@ def tokenizers_table(params: dict[str, Any], layout: Layout) -> Table:
             Column("seq len p95", 0),
             Column("round-trip F1", 3),
         ],
-        [
-            [
-                stats["tokenizer"],
-                stats["vocab_size"],
-                stats["sequences"],
-                stats["tokens_per_note"],
-                stats["tokens_per_second"],
-                stats["seq_len_p50"],
-                stats["seq_len_p95"],
-                roundtrip.get("f1"),
-            ]
-        ],
-        notes=["Round-trip F1: notes of decode(encode(test piece)) against the piece's notes."],
+        rows,
+        notes=notes,
     )
 
 
 @table("T2_tokenizers_speed")
 def tokenizers_speed_table(params: dict[str, Any], layout: Layout) -> Table:
-    name = str(params["tokenizer"]["name"])
-    stats = _json(layout.tokens_dir(name) / "stats.json", "tokenize")
-    speed = stats.get("speed") or {}
+    rows = []
+    for stats in _token_stats(params, layout):
+        speed = stats.get("speed") or {}
+        rows.append(
+            [
+                stats["tokenizer"],
+                speed.get("files"),
+                speed.get("workers"),
+                speed.get("encode_files_per_s"),
+            ]
+        )
     return Table(
         "Tokenizer encoding speed (measured)",
-        [Column("tokenizer"), Column("files"), Column("encode files/s", 1)],
-        [[stats["tokenizer"], speed.get("files"), speed.get("encode_files_per_s")]],
+        [Column("tokenizer"), Column("files"), Column("workers"), Column("encode files/s", 1)],
+        rows,
         notes=["Measured on the machine that ran the stage; differs between runs."],
+    )
+
+
+AUGMENT_TRANSFORMS = ("transpose", "modulation", "tempo", "velocity_jitter")
+
+
+@table("T3_augmentation")
+def augmentation_table(params: dict[str, Any], layout: Layout) -> Table:
+    """Train pieces and tokens (training tokenizer) before and after each transform."""
+    manifest = pd.read_parquet(_need(layout.augment_manifest, "augment"))
+    name = str(params["tokenizer"]["name"])
+    path = _need(layout.tokens_dir(name) / "sequences.parquet", f"tokenize@{name}")
+    tokens = pd.read_parquet(path, columns=["id", "n_tokens"]).set_index("id")["n_tokens"]
+    train = manifest[manifest["split"] == "train"]
+    originals, copies = train[~train["augmented"]], train[train["augmented"]]
+    applied = [json.loads(t) for t in copies["transforms"]]
+
+    def count(ids: pd.Series) -> int:
+        return int(tokens.reindex(ids).fillna(0).sum())
+
+    rows = []
+    for transform in AUGMENT_TRANSFORMS:
+        has = [bool(t.get(transform)) for t in applied]
+        chosen = copies[has]
+        rows.append(
+            [
+                transform,
+                int(chosen["source_id"].nunique()),
+                len(chosen),
+                count(chosen["source_id"]),
+                count(chosen["id"]),
+            ]
+        )
+    rows.append(
+        [
+            "all (train split)",
+            len(originals),
+            len(originals) + len(copies),
+            count(originals["id"]),
+            count(originals["id"]) + count(copies["id"]),
+        ]
+    )
+    return Table(
+        "Augmentation of the train split",
+        [
+            Column("transform"),
+            Column("pieces before"),
+            Column("pieces after"),
+            Column(f"tokens before ({name})"),
+            Column(f"tokens after ({name})"),
+        ],
+        rows,
+        notes=[
+            "Per transform: the copies that got it (after) and their source pieces (before; "
+            "tokens counted once per copy). Transpose counts non-zero shifts; a copy can have "
+            "several transforms. Last row: the whole train split, originals plus copies.",
+            f"Multiplicity {params.get('augment', {}).get('multiplicity')}; copies are "
+            "seeded per (seed, piece, copy).",
+        ],
     )
 
 

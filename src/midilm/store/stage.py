@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -12,12 +14,13 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from omegaconf import DictConfig
 
-from midilm.common.io import atomic_dir, read_json, write_json_atomic
+from midilm.common.io import atomic_dir, atomic_path, read_json, write_json_atomic
 from midilm.common.logging import get_logger
 from midilm.common.params import to_plain
 from midilm.common.paths import Layout
 from midilm.store.arrow import write_sequences_arrow
 from midilm.store.binidx import BinIdxWriter, dtype_for_vocab
+from midilm.tokenize import load_tokenizer
 
 log = get_logger(__name__)
 
@@ -28,19 +31,21 @@ def run_pack(params: Mapping[str, Any] | DictConfig, layout: Layout | None = Non
     """Run the stage; returns the stats written to `packed_dir(name)/stats.json`."""
     layout = layout or Layout()
     plain = to_plain(params) if isinstance(params, DictConfig) else dict(params)
-    name = str(plain["tokenizer"]["name"]).lower()
+    name = training_tokenizer(plain)
     src = layout.tokens_dir(name) / "sequences.parquet"
     if not src.exists():
         raise FileNotFoundError(f"{src}: sequences missing; run `dvc repro tokenize` first.")
     table = pq.read_table(src, columns=["id", "source_id", "split", "ids"])
     vocab_size = _vocab_size(table.schema.metadata or {}, layout, name)
     dtype = dtype_for_vocab(vocab_size)
+    text_tokenizer = _text_tokenizer(layout, name)
 
     stats: dict[str, Any] = {
         "tokenizer": name,
         "vocab_size": vocab_size,
         "dtype": dtype.name,
         "splits": {},
+        "jsonl": text_tokenizer is not None,
     }
     with atomic_dir(layout.packed_dir(name)) as tmp:
         for split in SPLITS:
@@ -62,10 +67,49 @@ def run_pack(params: Mapping[str, Any] | DictConfig, layout: Layout | None = Non
                 seqs,
                 dtype,
             )
+            if text_tokenizer is not None:
+                write_jsonl(tmp / f"{split}.jsonl", text_tokenizer, seqs)
             stats["splits"][split] = {"documents": len(seqs), "tokens": int(flat.size)}
         write_json_atomic(tmp / "stats.json", stats)
     log.info("pack %s: %s (%s)", name, stats["splits"], dtype.name)
     return stats
+
+
+def training_tokenizer(plain: Mapping[str, Any]) -> str:
+    """params.tokenizer.name, checked against params.tokenizers (its tokens must be complete)."""
+    name = str(plain["tokenizer"]["name"])
+    entries = plain.get("tokenizers")
+    if entries is None:
+        return name
+    if name not in entries:
+        raise ValueError(
+            f"params.yaml: tokenizer.name {name!r} is not one of the tokenizers the tokenize "
+            f"stage runs ({', '.join(entries)}); add it to conf/tokenizers/*.yaml or pick one."
+        )
+    if (entries[name] or {}).get("max_pieces") is not None:
+        raise ValueError(
+            f"params.yaml: tokenizers.{name}.max_pieces is set, so data/tokens/{name} holds a "
+            "sample only; set it to null to train on this tokenizer."
+        )
+    return name
+
+
+def _text_tokenizer(layout: Layout, name: str) -> Any | None:
+    """The saved tokenizer when it can write text (`to_text`), else None."""
+    path = layout.tokens_dir(name) / "tokenizer.json"
+    if not path.exists():
+        return None
+    tokenizer = load_tokenizer(path)
+    return tokenizer if callable(getattr(tokenizer, "to_text", None)) else None
+
+
+def write_jsonl(path: Path, tokenizer: Any, seqs: list[np.ndarray]) -> None:
+    """One `{"text": ...}` line per sequence (RWKV-LM make_data.py's input); BOS/EOS dropped."""
+    specials = {tokenizer.bos_id, tokenizer.eos_id, tokenizer.pad_id}
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as handle:
+        for seq in seqs:
+            ids = [int(i) for i in seq.tolist() if int(i) not in specials]
+            handle.write(json.dumps({"text": tokenizer.to_text(ids)}, ensure_ascii=False) + "\n")
 
 
 def _sequences(column: pa.ChunkedArray) -> list[np.ndarray]:

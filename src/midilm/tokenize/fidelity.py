@@ -1,8 +1,9 @@
 """Round-trip fidelity: how many notes survive encode -> decode, as precision / recall / F1.
 
 Both scores are brought to one time base (`tpq` ticks per quarter, by default the tokenizer's
-grid) by rounding every onset and duration; a decoded note matches a reference note with the same
-pitch, an onset within `onset_tol_ticks` and a duration within
+grid; for real-time tokenizers such as MIDICompact, their grid in seconds) by rounding every
+onset and duration; a decoded note matches a reference note with the same pitch, an onset within
+`onset_tol_ticks` grid steps and a duration within
 ``max(onset_tol_ticks, duration_tol * reference duration)``. Tempo and programs are ignored.
 """
 
@@ -24,6 +25,27 @@ def notes_at(score: ScoreTick, tpq: int) -> np.ndarray:
     dur = np.concatenate([p["duration"] for p in parts]).astype(np.float64) * scale
     pitch = np.concatenate([p["pitch"] for p in parts]).astype(np.int64)
     return np.stack([np.rint(time), np.maximum(np.rint(dur), 1), pitch], axis=1).astype(np.int64)
+
+
+def notes_at_seconds(score: ScoreTick, step_s: float) -> np.ndarray:
+    """Like `notes_at`, on a real-time grid of `step_s` seconds (for real-time tokenizers)."""
+    timed = score.to("second")
+    parts = [track.notes.numpy() for track in timed.tracks if len(track.notes)]
+    if not parts:
+        return np.zeros((0, 3), dtype=np.int64)
+    time = np.concatenate([p["time"] for p in parts]).astype(np.float64) / step_s
+    dur = np.concatenate([p["duration"] for p in parts]).astype(np.float64) / step_s
+    pitch = np.concatenate([p["pitch"] for p in parts]).astype(np.int64)
+    return np.stack([np.rint(time), np.maximum(np.rint(dur), 1), pitch], axis=1).astype(np.int64)
+
+
+def time_grid_s(tokenizer: object) -> float | None:
+    """The real-time grid in seconds of a tokenizer whose time unit is seconds (MIDICompact:
+    `time_grid_s`, or its `config.step_s`); None for tokenizers on a beat grid."""
+    grid = getattr(tokenizer, "time_grid_s", None)
+    if grid is None:
+        grid = getattr(getattr(tokenizer, "config", None), "step_s", None)
+    return float(grid) if grid else None
 
 
 def match_notes(

@@ -3,8 +3,10 @@ and the round-trip F1 of the test originals."""
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Mapping
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +23,7 @@ from midilm.common.logging import get_logger, progress_disabled
 from midilm.common.params import to_plain
 from midilm.common.paths import Layout
 from midilm.tokenize.base import MusicTokenizer, build_tokenizer
-from midilm.tokenize.fidelity import match_notes, notes_at, prf
+from midilm.tokenize.fidelity import match_notes, notes_at, notes_at_seconds, prf, time_grid_s
 
 log = get_logger(__name__)
 
@@ -58,74 +60,181 @@ def encode_piece(tokenizer: MusicTokenizer, path: Path) -> tuple[list[int] | Non
     return [tokenizer.bos_id, *ids, tokenizer.eos_id], None
 
 
+RoundTrip = tuple[int, int, int]  # matched, reference notes, decoded notes
+
+
+def roundtrip_counts(
+    tokenizer: MusicTokenizer, path: Path, onset_tol_ticks: int = 1
+) -> RoundTrip | None:
+    """(matched, reference notes, decoded notes) of encode -> decode for one file, or None."""
+    tpq = int(getattr(tokenizer, "resolution", 0)) or None
+    try:
+        reference = symusic.Score(str(path))
+        decoded = tokenizer.decode(tokenizer.encode(reference))
+    except Exception:  # already reported in `failed`
+        return None
+    step_s = time_grid_s(tokenizer)
+    if step_s is not None:  # real-time tokenizer: compare in seconds, tempo-independent
+        ref, dec = notes_at_seconds(reference, step_s), notes_at_seconds(decoded, step_s)
+    else:
+        base = tpq or decoded.ticks_per_quarter
+        ref, dec = notes_at(reference, base), notes_at(decoded, base)
+    return match_notes(ref, dec, onset_tol_ticks), len(ref), len(dec)
+
+
+def roundtrip_summary(counts: list[RoundTrip | None]) -> dict[str, Any]:
+    """Micro-averaged note P/R/F1 from `roundtrip_counts` results (None: a failed file)."""
+    done = [c for c in counts if c is not None]
+    if not done:
+        return {"pieces": 0, "precision": None, "recall": None, "f1": None}
+    matched, n_ref, n_dec = (sum(c[i] for c in done) for i in range(3))  # micro-average
+    precision, recall, f1 = prf(matched, n_ref, n_dec)
+    return {"pieces": len(done), "precision": _r(precision), "recall": _r(recall), "f1": _r(f1)}
+
+
 def roundtrip_f1(
     tokenizer: MusicTokenizer, paths: list[Path], onset_tol_ticks: int = 1
 ) -> dict[str, Any]:
     """Micro-averaged note P/R/F1 of encode -> decode over `paths` at the tokenizer's grid."""
-    tpq = int(getattr(tokenizer, "resolution", 0)) or None
-    matched = n_ref = n_dec = pieces = 0
-    for path in paths:
-        try:
-            reference = symusic.Score(str(path))
-            decoded = tokenizer.decode(tokenizer.encode(reference))
-        except Exception:  # already reported in `failed`
-            continue
-        base = tpq or decoded.ticks_per_quarter
-        ref, dec = notes_at(reference, base), notes_at(decoded, base)
-        matched += match_notes(ref, dec, onset_tol_ticks)
-        n_ref, n_dec, pieces = n_ref + len(ref), n_dec + len(dec), pieces + 1
-    if pieces == 0:
-        return {"pieces": 0, "precision": None, "recall": None, "f1": None}
-    precision, recall, f1 = prf(matched, n_ref, n_dec)
-    return {"pieces": pieces, "precision": _r(precision), "recall": _r(recall), "f1": _r(f1)}
+    return roundtrip_summary([roundtrip_counts(tokenizer, p, onset_tol_ticks) for p in paths])
+
+
+def tokenizer_entry(plain: Mapping[str, Any], key: str | None) -> tuple[str, dict[str, Any]]:
+    """(output name, config) of tokenizer `key` in params.tokenizers; None: the training one."""
+    training = dict(plain["tokenizer"])
+    key = str(key or training["name"])
+    entries = dict(plain.get("tokenizers") or {training["name"]: training})
+    if key not in entries:
+        raise KeyError(
+            f"params.yaml: tokenizer {key!r} is not in `tokenizers` ({', '.join(entries)}); "
+            "add it to conf/tokenizers/*.yaml or pick one of those."
+        )
+    return key, dict(entries[key])
+
+
+def build_entry(cfg: Mapping[str, Any]) -> MusicTokenizer:
+    """Build a tokenizer from a `tokenizers` entry (`family` names the class when set)."""
+    return build_tokenizer({**cfg, "name": cfg.get("family") or cfg["name"]})
+
+
+def seeded_sample(ids: list[str], n: int | None, seed: int) -> set[str]:
+    """At most `n` of `ids`, chosen by a hash of (seed, id): independent of order."""
+    if n is None or n >= len(ids):
+        return set(ids)
+    rank = sorted(ids, key=lambda i: hashlib.sha256(f"{seed}\x1f{i}".encode()).digest())
+    return set(rank[: int(n)])
+
+
+def train_tokenizer(
+    tokenizer: MusicTokenizer, train_cfg: Mapping[str, Any], paths: list[Path]
+) -> dict[str, Any]:
+    """Train BPE/Unigram on `paths` (already a capped sample); returns what was done."""
+    if not hasattr(tokenizer, "train"):
+        raise ValueError(f"tokenizer {tokenizer.name!r} cannot be trained (BPE/Unigram)")
+    model, size = str(train_cfg.get("model", "BPE")), int(train_cfg["vocab_size"])
+    tokenizer.train(size, model, paths)  # type: ignore[attr-defined]
+    return {"model": model, "vocab_size": size, "files": len(paths)}
+
+
+_WORKER_TOKENIZER: MusicTokenizer | None = None
+
+
+def _init_worker(tokenizer: MusicTokenizer) -> None:
+    global _WORKER_TOKENIZER
+    _WORKER_TOKENIZER = tokenizer
+
+
+def _encode_job(path: Path) -> tuple[list[int] | None, str | None]:
+    assert _WORKER_TOKENIZER is not None
+    return encode_piece(_WORKER_TOKENIZER, path)
+
+
+def _roundtrip_job(path: Path) -> RoundTrip | None:
+    assert _WORKER_TOKENIZER is not None
+    return roundtrip_counts(_WORKER_TOKENIZER, path)
+
+
+def _map(tokenizer: MusicTokenizer, fn: Any, paths: list[Path], workers: int, desc: str) -> list:
+    """`fn` over `paths` in order, in `workers` processes (each holding one tokenizer copy)."""
+    bar = {"total": len(paths), "desc": desc, "disable": progress_disabled()}
+    if workers <= 1 or len(paths) < 2 * workers:
+        _init_worker(tokenizer)
+        return [fn(p) for p in tqdm(paths, **bar)]
+    with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(tokenizer,)) as pool:
+        return list(tqdm(pool.map(fn, paths, chunksize=16), **bar))
 
 
 def run_tokenize(
-    params: Mapping[str, Any] | DictConfig, layout: Layout | None = None
+    params: Mapping[str, Any] | DictConfig,
+    layout: Layout | None = None,
+    key: str | None = None,
+    workers: int | None = None,
 ) -> dict[str, Any]:
-    """Run the stage; returns the stats written to `tokens_dir(name)/stats.json`."""
+    """Run the stage for tokenizer `key` of params.tokenizers (None: the training tokenizer);
+    returns the stats written to `tokens_dir(key)/stats.json`."""
     layout = layout or Layout()
     plain = to_plain(params) if isinstance(params, DictConfig) else dict(params)
-    tokenizer = build_tokenizer(plain["tokenizer"])
+    name, cfg = tokenizer_entry(plain, key)
+    tokenizer = build_entry(cfg)
+    if workers is None:
+        workers = int((plain.get("dataset") or {}).get("workers") or 1)
     if not layout.augment_manifest.exists():
         raise FileNotFoundError(
             f"{layout.augment_manifest}: augmented manifest missing; run `dvc repro augment`."
         )
     manifest = pd.read_parquet(layout.augment_manifest)
-    out_dir = layout.tokens_dir(tokenizer.name)
+    seed = int(plain.get("seed", 0))
+    records = manifest.to_dict("records")
+    chosen = seeded_sample([r["id"] for r in records], cfg.get("max_pieces"), seed)
+    records = [r for r in records if r["id"] in chosen]
 
+    trained = None
+    if cfg.get("train"):
+        train_ids = [r["id"] for r in records if r["split"] == "train"]
+        sample = seeded_sample(train_ids, cfg["train"].get("max_files"), seed)
+        paths = [layout.root / r["path"] for r in records if r["id"] in sample]
+        trained = train_tokenizer(tokenizer, cfg["train"], paths)
+
+    start = time.perf_counter()
+    paths = [layout.root / r["path"] for r in records]
+    encoded = _map(tokenizer, _encode_job, paths, workers, f"tokenize {name}")
+    seconds = time.perf_counter() - start
     rows: list[dict[str, Any]] = []
     failed: list[dict[str, str]] = []
-    start = time.perf_counter()
-    records = manifest.to_dict("records")
-    for row in tqdm(records, desc=f"tokenize {tokenizer.name}", disable=progress_disabled()):
-        ids, reason = encode_piece(tokenizer, layout.root / row["path"])
+    keep = ("id", "source_id", "dataset", "split", "augmented", "n_notes", "duration_s")
+    for row, (ids, reason) in zip(records, encoded, strict=True):
         if ids is None:
-            log.warning("tokenize: skipped %s (%s)", row["id"], reason)
+            log.warning("tokenize %s: skipped %s (%s)", name, row["id"], reason)
             failed.append({"id": row["id"], "reason": str(reason)})
             continue
-        keep = ("id", "source_id", "dataset", "split", "augmented", "n_notes", "duration_s")
         rows.append({**{k: row[k] for k in keep}, "n_tokens": len(ids), "ids": ids})
-    seconds = time.perf_counter() - start
 
     test_paths = [
-        layout.root / r["path"] for r in records if r["split"] == "test" and not r["augmented"]
+        layout.root / r["path"]
+        for r in manifest.to_dict("records")
+        if r["split"] == "test" and not r["augmented"]
     ]
-    roundtrip = roundtrip_f1(tokenizer, test_paths)
-    stats = _stats(tokenizer, rows, failed, roundtrip)
+    roundtrip = roundtrip_summary(
+        _map(tokenizer, _roundtrip_job, test_paths, workers, f"round-trip {name}")
+    )
+    stats = _stats(name, tokenizer, rows, failed, roundtrip)
+    stats["family"] = str(cfg.get("family") or cfg["name"])
+    stats["max_pieces"] = cfg.get("max_pieces")
+    stats["trained"] = trained
     stats["speed"] = {
         "files": len(records),
+        "workers": workers,
         "seconds": round(seconds, 3),
         "encode_files_per_s": round(len(records) / seconds, 2) if seconds > 0 else None,
     }
 
-    with atomic_dir(out_dir) as tmp:
+    with atomic_dir(layout.tokens_dir(name)) as tmp:
         tokenizer.save(tmp / "tokenizer.json")
-        write_sequences(tmp / "sequences.parquet", rows, tokenizer.name, tokenizer.vocab_size)
+        write_sequences(tmp / "sequences.parquet", rows, name, tokenizer.vocab_size)
         write_json_atomic(tmp / "stats.json", stats)
     log.info(
         "tokenize %s: %d sequences, %d tokens, %d failed, round-trip F1 %s",
-        tokenizer.name,
+        name,
         stats["sequences"],
         stats["tokens"],
         len(failed),
@@ -144,6 +253,7 @@ def write_sequences(path: Path, rows: list[dict[str, Any]], name: str, vocab_siz
 
 
 def _stats(
+    name: str,
     tokenizer: MusicTokenizer,
     rows: list[dict[str, Any]],
     failed: list[dict[str, str]],
@@ -162,7 +272,7 @@ def _stats(
         for split in SPLITS
     }
     return {
-        "tokenizer": tokenizer.name,
+        "tokenizer": name,
         "vocab_size": int(tokenizer.vocab_size),
         "sequences": len(rows),
         "tokens": tokens,

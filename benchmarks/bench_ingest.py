@@ -1,0 +1,90 @@
+"""Ingest throughput of the `datasets` stage's per-file work (read, validate, canonicalize, hash,
+write) on the MIDI files of shared/datasets, with 1 and 2 workers, against a plain symusic parse
+loop over the same files (anchor, same run).
+
+    python benchmarks/bench_ingest.py [--root /work/shared/datasets] [--limit 0]
+
+Writes benchmarks/results/ingest.json (files/s, MB/s, versions, machine, commit).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from symusic import Score
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import environment, write_result
+
+from midilm.common.paths import Layout
+from midilm.datasets.pool import TimeoutPool
+from midilm.datasets.sources import MIDI_SUFFIXES, PieceTask, files_tasks, sorted_files
+from midilm.datasets.stage import _failure_result, write_raw
+from midilm.datasets.validate import Filters
+from midilm.datasets.worker import process_piece
+
+
+def midi_tasks(root: Path, limit: int) -> list[PieceTask]:
+    tasks = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        tasks += files_tasks(folder.name, folder, sorted_files(folder, MIDI_SUFFIXES), {})
+    return tasks[:limit] if limit else tasks
+
+
+def symusic_loop(paths: list[Path]) -> float:
+    start = time.perf_counter()
+    for path in paths:
+        with contextlib.suppress(Exception):  # the corrupted test file
+            Score(path).note_num()
+    return time.perf_counter() - start
+
+
+def ingest(tasks: list[PieceTask], workers: int) -> float:
+    filters = Filters(min_notes=1, max_duration_s=7200)
+    pool = TimeoutPool(functools.partial(process_piece, filters=filters), _failure_result,
+                       workers=workers, timeout_s=60)  # fmt: skip
+    start = time.perf_counter()
+    results = pool.map(tasks)
+    with tempfile.TemporaryDirectory() as tmp:
+        write_raw(results, Path(tmp), Layout(root=Path(tmp)), dedup_mode="exact")
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--root", type=Path, default=Path("/work/shared/datasets"))
+    parser.add_argument("--limit", type=int, default=0)
+    args = parser.parse_args()
+    env = environment()
+    tasks = midi_tasks(args.root, args.limit)
+    paths = [Path(t.ref) for t in tasks]
+    megabytes = sum(p.stat().st_size for p in paths) / 1e6
+    symusic_loop(paths[:200])  # warm the page cache
+    runs = {"symusic_parse_loop": symusic_loop(paths)}
+    for workers in (1, 2):
+        runs[f"ingest_{workers}_workers"] = ingest(tasks, workers)
+    result = {
+        "benchmark": "ingest",
+        "files": len(paths),
+        "megabytes": round(megabytes, 3),
+        "results": {
+            name: {
+                "seconds": round(s, 3),
+                "files_per_s": round(len(paths) / s, 1),
+                "mb_per_s": round(megabytes / s, 2),
+            }
+            for name, s in runs.items()
+        },
+        "environment": env,
+    }
+    write_result("ingest", result)
+
+
+if __name__ == "__main__":
+    main()

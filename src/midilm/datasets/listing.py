@@ -1,0 +1,175 @@
+"""Registry sources: find the data on disk (user path, mirror, download, hub) and list its
+pieces with their official split, one lister per `layout` of `registry.yaml`."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from midilm.common.logging import get_logger
+from midilm.datasets.registry import DatasetEntry, downloads_root, extracted_dir, get_entry
+from midilm.datasets.sources import (
+    ABC_SUFFIXES,
+    FOLDER_SUFFIXES,
+    GUITARPRO_SUFFIXES,
+    JAMS_SUFFIXES,
+    MIDI_SUFFIXES,
+    PieceTask,
+    chorale_tasks,
+    files_tasks,
+    folder_tasks,
+    sorted_files,
+)
+from midilm.datasets.split import SPLITS
+
+log = get_logger(__name__)
+
+# Official split names as datasets write them -> ours.
+SPLIT_NAMES = {"train": "train", "validation": "valid", "valid": "valid", "test": "test"}
+
+
+def locate(entry: DatasetEntry, cfg: Mapping[str, Any], downloads: Path | None = None) -> Path:
+    """The folder holding the entry's data: `path` from params (a folder, or an archive that is
+    extracted), else the mirror's extracted folder, else the Hugging Face snapshot, else the
+    downloaded and extracted archives. Raises FileNotFoundError saying what to do."""
+    from midilm.datasets.download import download, mirror_tree
+    from midilm.datasets.extract import safe_extract
+
+    downloads = downloads or downloads_root()
+    where = f"dataset.sources.<name> (registry entry {entry.name})"
+    if cfg.get("path"):
+        path = Path(str(cfg["path"]))
+        if path.is_dir():
+            return path
+        if path.is_file():
+            return _single_child(safe_extract(path, extracted_dir(entry, downloads)))
+        raise FileNotFoundError(f"{path}: not found; fix `path` of {where}")
+    if entry.mirror and (tree := mirror_tree(None, entry.mirror)) is not None:
+        return tree
+    if entry.kind == "hf_hub" and entry.repo_id:
+        from midilm.datasets.hub import hub_snapshot
+
+        return hub_snapshot(entry.repo_id, repo_type="dataset", revision=cfg.get("revision"))
+    if entry.kind == "url_archive" and entry.files:
+        if not cfg.get("download", True):
+            raise FileNotFoundError(
+                f"{entry.name}: not downloaded and `download: false`; set MIDILM_MIRROR, give a "
+                f"`path`, or allow the download in {where}"
+            )
+        target = extracted_dir(entry, downloads)
+        for remote in entry.files:
+            archive = download(remote, downloads / "archives")
+            safe_extract(archive, target)
+        return target / entry.archive_root
+    raise FileNotFoundError(
+        f"{entry.name}: {entry.manual or 'no data'}; then set `path` in {where}"
+    )
+
+
+def _single_child(folder: Path) -> Path:
+    """An archive holding one top folder: that folder; else the extraction folder itself."""
+    children = [p for p in folder.iterdir() if not p.name.startswith(".")]
+    return children[0] if len(children) == 1 and children[0].is_dir() else folder
+
+
+def csv_split(dataset: str, root: Path, entry: DatasetEntry, cfg: Mapping[str, Any],
+              options: Mapping[str, Any]) -> list[PieceTask]:  # fmt: skip
+    """One MIDI per CSV row (Groove info.csv, MAESTRO, E-GMD), its split from a column.
+    `merge_train_test` (E-GMD as in the thesis): train and test train, validation tests."""
+    args = entry.layout_args
+    table = root / args["csv"]
+    if not table.is_file():
+        raise FileNotFoundError(f"{table}: the split table of {entry.name} is missing")
+    with table.open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    splits: dict[str, str | None] = {}
+    for row in rows:
+        split = SPLIT_NAMES.get(row[args["split_column"]].strip().lower())
+        if options.get("merge_train_test"):
+            split = {"train": "train", "test": "train", "valid": "test"}.get(split or "")
+        splits[row[args["path_column"]]] = split
+    files = sorted((root / rel for rel in splits), key=lambda p: p.relative_to(root).as_posix())
+    return files_tasks(dataset, root, files, cfg, splits)
+
+
+def pianoroll_json(dataset: str, root: Path, entry: DatasetEntry, cfg: Mapping[str, Any],
+                   options: Mapping[str, Any]) -> list[PieceTask]:  # fmt: skip
+    """JSB's JSON: {split: [piece = [step = [pitch, ...], ...], ...]}; pieces `<split>_<nnn>`."""
+    args = entry.layout_args
+    path = root / args["file"]
+    data = json.loads(path.read_text(encoding="utf-8"))
+    opts = json.dumps({"steps_per_quarter": int(args["steps_per_quarter"])})
+    tasks = []
+    for key in sorted(data, key=lambda k: SPLITS.index(SPLIT_NAMES[k])):
+        split = SPLIT_NAMES[key]
+        for index, steps in enumerate(data[key]):
+            tasks.append(
+                PieceTask(dataset=dataset, name=f"{split}_{index:03d}", kind="pianoroll",
+                          source=f"{entry.name}:{args['file']}#{key}/{index}",
+                          license=str(cfg.get("license", "")), ref=str(path),
+                          text=json.dumps(steps), split=split, options=opts)
+            )  # fmt: skip
+    return tasks
+
+
+def abc_json(dataset: str, root: Path, entry: DatasetEntry, cfg: Mapping[str, Any],
+             options: Mapping[str, Any]) -> list[PieceTask]:  # fmt: skip
+    """IrishMAN: one JSON list of tunes per split file; the ABC text sits in `field`."""
+    args = entry.layout_args
+    tasks = []
+    for split, filename in args["files"].items():
+        tunes = json.loads((root / filename).read_text(encoding="utf-8"))
+        for index, tune in enumerate(tunes):
+            tasks.append(
+                PieceTask(dataset=dataset, name=f"{split}_{index:06d}", kind="abc",
+                          source=f"{entry.name}:{filename}#{index}",
+                          license=str(cfg.get("license", "")), ref=str(root / filename),
+                          text=str(tune[args["field"]]), split=split)
+            )  # fmt: skip
+    return tasks
+
+
+def _glob_lister(suffixes: tuple[str, ...]) -> Callable[..., list[PieceTask]]:
+    def lister(dataset: str, root: Path, entry: DatasetEntry, cfg: Mapping[str, Any],
+               options: Mapping[str, Any]) -> list[PieceTask]:  # fmt: skip
+        args = entry.layout_args
+        files = sorted_files(root, suffixes, str(args.get("pattern", "**/*")))
+        splits = None
+        if args.get("split_from_dir"):  # e.g. JSB Chorales.zip: train/, valid/, test/
+            splits = {
+                f.relative_to(root).as_posix(): SPLIT_NAMES.get(f.relative_to(root).parts[0])
+                for f in files
+            }
+        return files_tasks(dataset, root, files, cfg, splits, json.dumps(dict(options)))
+
+    return lister
+
+
+LAYOUTS: dict[str, Callable[..., list[PieceTask]]] = {
+    "csv_split": csv_split,
+    "pianoroll_json": pianoroll_json,
+    "abc_json": abc_json,
+    "abc_files": _glob_lister(ABC_SUFFIXES),
+    "midi_glob": _glob_lister(MIDI_SUFFIXES),
+    "guitarpro_glob": _glob_lister(GUITARPRO_SUFFIXES),
+    "jams_glob": _glob_lister(JAMS_SUFFIXES),
+    "folder": _glob_lister(FOLDER_SUFFIXES),
+}
+
+
+def registry_tasks(dataset: str, cfg: Mapping[str, Any]) -> list[PieceTask]:
+    """The pieces of `dataset.sources.<dataset>` (kind: registry): `name` (default: the key),
+    `variant`, `path`, `download`, `options`, `license` (default: the registry's)."""
+    entry = get_entry(str(cfg.get("name") or dataset), cfg.get("variant"))
+    cfg = {**cfg, "license": cfg.get("license") or entry.license}
+    options = {**entry.options, **(cfg.get("options") or {})}
+    if entry.layout == "music21_chorales":
+        return chorale_tasks(dataset, cfg)
+    if entry.layout == "folder":
+        return folder_tasks(dataset, cfg)
+    root = locate(entry, cfg)
+    log.info("%s: %s (%s) from %s", dataset, entry.name, entry.variant or "-", root)
+    return LAYOUTS[entry.layout](dataset, root, entry, cfg, options)
