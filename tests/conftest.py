@@ -123,7 +123,6 @@ def split_layout(chorale_midis: list[Path], tmp_path: Path) -> Layout:
     return build_split_layout(chorale_midis, tmp_path / "repo")
 
 
-
 def build_packed_corpus(midis: list[Path], root: Path, params: dict[str, Any]) -> Layout:
     """Split manifest, tokens (tokenizer.json, sequences.parquet, stats.json) and packed binidx."""
     layout = Layout(root)

@@ -16,15 +16,15 @@ sounding note ends the previous one first. Channel volume and expression are not
 from __future__ import annotations
 
 import itertools
-import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
-from pathlib import Path
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
 import symusic
+
+from midilm.tokenize.named_vocab import NamedVocabTokenizer
 
 FAMILY = "midicompact"
 SPECIALS = ("<pad>", "<start>", "<end>")
@@ -88,47 +88,30 @@ class MidiCompactConfig:
         return self.max_wait_ms / self.wait_events / 1000.0
 
 
-class MidiCompactTokenizer:
+class MidiCompactTokenizer(NamedVocabTokenizer):
     """MIDICompact as a MusicTokenizer, plus `encode_segments`, `to_text` and `from_text`."""
 
-    def __init__(self, config: MidiCompactConfig | None = None, name: str = FAMILY) -> None:
-        self.name = name
+    FAMILY = FAMILY
+
+    def __init__(self, config: MidiCompactConfig | None = None, name: str | None = None) -> None:
+        self.name = name or FAMILY
         self.config = config or MidiCompactConfig()
         c = self.config
         self._wait_offset = len(SPECIALS) - 1  # t{k} -> id 2 + k
         self._note_offset = len(SPECIALS) + c.wait_events
         names = list(SPECIALS) + [f"t{k}" for k in range(1, c.wait_events + 1)]
         names += [f"{n:x}:{b:x}" for n in range(NOTES) for b in range(c.velocity_bins)]
-        self._names = names
-        self._vocab = {t: i for i, t in enumerate(names)}
+        self._set_names(names)
         self._step_ticks = round(c.step_s * DECODE_QPM / 60.0 * DECODE_TPQ)
         self._held_steps = round(c.end_held_note_s / c.step_s)
 
     @classmethod
-    def from_config(cls, options: Mapping[str, Any], name: str = FAMILY) -> MidiCompactTokenizer:
+    def from_config(
+        cls, options: Mapping[str, Any], name: str | None = None
+    ) -> MidiCompactTokenizer:
         return cls(MidiCompactConfig.from_mapping(options), name)
 
     # --- the protocol -------------------------------------------------------------------------
-
-    @property
-    def vocab(self) -> Mapping[str, int]:
-        return self._vocab
-
-    @property
-    def vocab_size(self) -> int:
-        return len(self._names)
-
-    @property
-    def pad_id(self) -> int:
-        return 0
-
-    @property
-    def bos_id(self) -> int:
-        return 1
-
-    @property
-    def eos_id(self) -> int:
-        return 2
 
     def encode(self, score: symusic.Score) -> list[int]:
         """The whole piece from time 0, every silence as waits (no `<start>`/`<end>`)."""
@@ -148,9 +131,6 @@ class MidiCompactTokenizer:
             self._tokens(time[a:b], pitch[a:b], bin_[a:b], start=int(time[a])).tolist()
             for a, b in itertools.pairwise(bounds)
         ]
-
-    def decode(self, ids: Sequence[int]) -> symusic.Score:
-        return self.decode_with_report(ids)[0]
 
     def decode_with_report(self, ids: Sequence[int]) -> tuple[symusic.Score, int]:
         """(score, dropped): ids out of range and note-offs of silent notes are dropped and
@@ -195,26 +175,12 @@ class MidiCompactTokenizer:
             rows.append((on, min(max(now - on, 1), self._held_steps), p, v))
         return self._score(rows), dropped
 
-    def save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        data = {"family": FAMILY, "name": self.name, "config": asdict(self.config)}
-        data["vocab_size"] = self.vocab_size
-        path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-
-    @classmethod
-    def load(cls, path: Path) -> MidiCompactTokenizer:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        return cls.from_config(data.get("config", {}), str(data.get("name", FAMILY)))
-
     # --- text form -----------------------------------------------------------------------------
 
     def to_text(self, ids: Sequence[int]) -> str:
         """Space-separated token names; ids out of range are left out."""
         n = self.vocab_size
         return " ".join(self._names[int(i)] for i in ids if 0 <= int(i) < n)
-
-    def from_text(self, text: str) -> list[int]:
-        return self.from_text_with_report(text)[0]
 
     def from_text_with_report(self, text: str) -> tuple[list[int], int]:
         """(ids, dropped): unknown words are dropped and counted."""

@@ -14,15 +14,15 @@ the same field (cap, cap, ..., rest) that decoding adds up, so any value round-t
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
-from pathlib import Path
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
 import symusic
+
+from midilm.tokenize.named_vocab import NamedVocabTokenizer
 
 FAMILY = "simplified_midi"
 SPECIALS = ("<pad>", "<start>", "<end>")
@@ -73,8 +73,10 @@ TPQ, QPM = 96, 120.0
 TICKS_PER_SECOND = TPQ * QPM / 60.0
 
 
-class SimplifiedMidiTokenizer:
+class SimplifiedMidiTokenizer(NamedVocabTokenizer):
     """Simplified MIDI as a MusicTokenizer, with the report's text form (`to_text`)."""
+
+    FAMILY = FAMILY
 
     def __init__(self, config: SimplifiedMidiConfig | None = None, name: str | None = None) -> None:
         self.config = c = config or SimplifiedMidiConfig()
@@ -87,61 +89,28 @@ class SimplifiedMidiTokenizer:
         for field, size in sizes.items():
             self._offset[field] = len(names)
             names += [f"{field}{k}" for k in range(size)]
-        self._names = names
-        self._vocab = {t: i for i, t in enumerate(names)}
+        self._set_names(names)
         self._field_of = np.zeros(len(names), dtype=np.int64) - 1  # id -> index in FIELDS
         for field, size in sizes.items():
             self._field_of[self._offset[field] : self._offset[field] + size] = FIELDS.index(field)
 
     @classmethod
-    def from_config(cls, options: Mapping[str, Any], name: str | None = None) -> Any:
+    def from_config(
+        cls, options: Mapping[str, Any], name: str | None = None
+    ) -> SimplifiedMidiTokenizer:
         return cls(SimplifiedMidiConfig.from_mapping(options), name)
 
     # --- the protocol -------------------------------------------------------------------------
 
-    @property
-    def vocab(self) -> Mapping[str, int]:
-        return self._vocab
-
-    @property
-    def vocab_size(self) -> int:
-        return len(self._names)
-
-    @property
-    def pad_id(self) -> int:
-        return 0
-
-    @property
-    def bos_id(self) -> int:
-        return 1
-
-    @property
-    def eos_id(self) -> int:
-        return 2
-
     def encode(self, score: symusic.Score) -> list[int]:
         """p v d t [b] ids per note (long d/t split into several tokens)."""
         return self._ids(self.notes(score))
-
-    def decode(self, ids: Sequence[int]) -> symusic.Score:
-        return self.decode_with_report(ids)[0]
 
     def decode_with_report(self, ids: Sequence[int]) -> tuple[symusic.Score, int]:
         """(score, dropped ids): out-of-range ids, fields out of order and incomplete notes
         are dropped and counted; a note's time still advances the clock."""
         notes, dropped = self._parse(ids)
         return self.to_score(notes), dropped
-
-    def save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        data = {"family": FAMILY, "name": self.name, "config": asdict(self.config)}
-        data["vocab_size"] = self.vocab_size
-        path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-
-    @classmethod
-    def load(cls, path: Path) -> SimplifiedMidiTokenizer:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        return cls.from_config(data.get("config", {}), data.get("name"))
 
     # --- notes <-> score -----------------------------------------------------------------------
 
@@ -208,9 +177,6 @@ class SimplifiedMidiTokenizer:
         """The report's form: ``p60:v80:d96:t0`` words (``:b23`` added in the bend form)."""
         notes, _ = self._parse(ids)
         return notes_to_text(notes, self.config.bend)
-
-    def from_text(self, text: str) -> list[int]:
-        return self.from_text_with_report(text)[0]
 
     def from_text_with_report(self, text: str) -> tuple[list[int], int]:
         """(ids, dropped words): words that do not parse or hold out-of-range values are
