@@ -46,6 +46,14 @@ def _wait_for_checkpoint(process: subprocess.Popen[bytes], layout: Layout) -> No
         time.sleep(0.05)
 
 
+def _interrupt(params: dict[str, Any], layout: Layout, sig: signal.Signals) -> int:
+    """Start training in a subprocess, send `sig` once the first checkpoint exists; exit code."""
+    process = _start(params, layout)
+    _wait_for_checkpoint(process, layout)
+    process.send_signal(sig)
+    return process.wait(timeout=60)
+
+
 def _outputs(layout: Layout) -> dict[str, bytes]:
     out = layout.model_dir("tiny")
     metrics = read_json(out / "metrics.json")
@@ -73,10 +81,7 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(
     uninterrupted: dict[str, bytes],
 ) -> None:
     layout, params = fresh_layout(), _params(tiny)
-    process = _start(params, layout)
-    _wait_for_checkpoint(process, layout)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
+    _interrupt(params, layout, signal.SIGKILL)
     assert not (layout.model_dir("tiny") / "model.safetensors").exists()
     run_train(params, layout)
     assert _outputs(layout) == uninterrupted
@@ -88,10 +93,7 @@ def test_sigterm_checkpoints_and_exits_to_be_requeued(
     uninterrupted: dict[str, bytes],
 ) -> None:
     layout, params = fresh_layout(), _params(tiny)
-    process = _start(params, layout)
-    _wait_for_checkpoint(process, layout)
-    process.send_signal(signal.SIGTERM)
-    assert process.wait(timeout=60) == REQUEUE_EXIT_CODE
+    assert _interrupt(params, layout, signal.SIGTERM) == REQUEUE_EXIT_CODE
     saved = sorted((layout.model_dir("tiny") / "checkpoints").glob("step-*"))
     assert len(saved) == 1 and int(saved[0].name.split("-")[1]) < STEPS
     run_train(params, layout)
@@ -102,10 +104,7 @@ def test_a_checkpoint_of_other_params_is_not_resumed(
     tiny: Callable[..., dict[str, Any]], fresh_layout: Callable[[], Layout]
 ) -> None:
     layout, params = fresh_layout(), _params(tiny)
-    process = _start(params, layout)
-    _wait_for_checkpoint(process, layout)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
+    _interrupt(params, layout, signal.SIGKILL)
     other = _params(tiny)
     other["train"]["steps"] = 20  # another run: its lr schedule differs from the killed one's
     run_train(other, layout)
