@@ -183,7 +183,10 @@ def build_packed_corpus(midis: list[Path], root: Path, params: dict[str, Any]) -
 def tiny_params(repo_root: Path, steps: int = 30) -> dict[str, Any]:
     """params.yaml with a model and training run small enough for a test (seconds on 2 cores)."""
     plain = to_plain(load_params(repo_root / "params.yaml"))
-    plain["model"].update(name="tiny", context=64, n_layer=2, n_embd=32, n_head=2, dropout=0.1)
+    gpt = plain["models"]["gpt"]
+    gpt.update(size="tiny", dropout=0.1)
+    gpt["sizes"] = {"tiny": {"context": 64, "n_layer": 2, "n_embd": 32, "n_head": 2}}
+    plain["models"] = {"tiny": {**gpt, "name": "tiny"}}
     plain["train"].update(
         steps=steps,
         batch_size=8,
@@ -194,6 +197,8 @@ def tiny_params(repo_root: Path, steps: int = 30) -> dict[str, Any]:
         eval_batches=2,
         device="cpu",
         threads=1,
+        wandb={"mode": "disabled"},
+        dvclive=False,
     )
     plain["generate"].update(num_samples=3, prompt_tokens=16, max_new_tokens=80)
     return plain

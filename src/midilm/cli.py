@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from midilm.common import wandb_sync
 from midilm.orchestration.stages import STAGES, run_stage
 
 app = typer.Typer(
@@ -28,6 +29,7 @@ params_app = typer.Typer(
 )
 app.add_typer(datasets_app, name="datasets")
 app.add_typer(params_app, name="params")
+app.add_typer(wandb_sync.app, name="wandb")
 console = Console()
 
 ParamsOption = Annotated[Path, typer.Option("--params", help="Params file to read.")]
@@ -36,18 +38,28 @@ RootOption = Annotated[Path, typer.Option("--root", help="Repository root (outpu
 STAGE_HELP = {
     "split": "Stage `split`: assign train/valid/test by content hash.",
     "augment": "Stage `augment`: augment the train split (transposition, velocity jitter).",
-    "tokenize": "Stage `tokenize`: encode every piece with the tokenizer in params.",
-    "pack": "Stage `pack`: pack token sequences into Arrow and Megatron binidx.",
-    "train": "Stage `train`: train the model in params on the packed data.",
-    "generate": "Stage `generate`: sample pieces from the trained model to MIDI.",
-    "evaluate": "Stage `evaluate`: score samples and the test split (seed 001's metrics).",
+    "tokenize": "Stage `tokenize@KEY`: encode every piece with tokenizer KEY of params.",
+    "pack": "Stage `pack@KEY`: pack tokenizer KEY's sequences into Arrow, binidx and JSONL.",
+    "train": "Stage `train@KEY`: train model KEY of params `models` on its packed data.",
+    "generate": "Stage `generate@KEY`: sample pieces from trained model KEY to MIDI.",
+    "evaluate": "Stage `evaluate@KEY`: score model KEY's samples and the test split (seed 001).",
+    "complexity": "Stage `complexity`: decoding time and cache memory against context (T7).",
     "report": "Stage `report`: write the thesis tables to reports/tables.",
 }
 
 
+KeyArgument = Annotated[
+    str | None, typer.Argument(help="Item of a foreach stage (a tokenizer or model key).")
+]
+
+
 def _stage_command(name: str) -> None:
-    def command(params: ParamsOption = Path("params.yaml"), root: RootOption = Path(".")) -> None:
-        run_stage(name, params, root)
+    def command(
+        key: KeyArgument = None,
+        params: ParamsOption = Path("params.yaml"),
+        root: RootOption = Path("."),
+    ) -> None:
+        run_stage(name, params, root, key=key)
 
     command.__doc__ = STAGE_HELP[name]
     app.command(name=name)(command)

@@ -53,8 +53,8 @@ def test_groove_t1_matches_the_published_figures(
     layout = Layout(root=tmp_path)
     run_datasets(params, layout)
     run_split(params, layout)
-    table = TABLES["T1_datasets"]({"tokenizer": {"name": "remi"}, "model": {"context": 256}},
-                                  layout)  # fmt: skip
+    models = {"gpt": {"tokenizer": "remi", "context": 256}}
+    table = TABLES["T1_datasets"]({"tokenizer": {"name": "remi"}, "models": models}, layout)
     rows = {(r[0], r[1]): r for r in table.rows}
     info = pd.read_csv(SHARED / "groove" / "info.csv")
     assert rows["groove", "total"][2] == len(info) == 1150
@@ -62,8 +62,8 @@ def test_groove_t1_matches_the_published_figures(
         assert rows["groove", split][2] == (info["split"] == name).sum()
     assert [rows["groove", s][2] for s in ("train", "valid", "test")] == [897, 124, 129]
     hours = rows["groove", "total"][5]
-    assert hours == pytest.approx(info["duration"].sum() / 3600, rel=0.005)  # 13.58 h
-    assert hours == pytest.approx(13.6, abs=0.07)  # published "13.6 hours"
+    assert hours == pytest.approx(info["duration"].sum() / 3600, rel=1e-9)  # official: 13.58 h
+    assert round(hours, 1) == 13.6  # published "13.6 hours"
     assert rows["groove", "total"][3] == 1149  # one exact duplicate (dedup report)
     assert rows["groove", "total"][8] == 0
 

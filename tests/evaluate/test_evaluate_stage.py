@@ -12,7 +12,7 @@ from midilm.common.paths import Layout
 from midilm.evaluate.stage import run_evaluate
 
 PARAMS = {
-    "model": {"name": "tiny"},
+    "models": {"tiny": {"name": "tiny", "family": "gpt2"}},
     "evaluate": {"max_reference_pieces": 3, "key_window_measures": 4, "max_quarter_length": 32},
 }
 

@@ -16,42 +16,61 @@ def dag(repo_root: Path) -> dict[str, list[str]]:
 
 
 @pytest.fixture(scope="module")
-def tokenize_stages(repo_root: Path) -> list[str]:
-    tokenizers = yaml.safe_load((repo_root / "params.yaml").read_text())["tokenizers"]
-    return [f"tokenize@{key}" for key in tokenizers]
+def params(repo_root: Path) -> dict:
+    return yaml.safe_load((repo_root / "params.yaml").read_text())
 
 
-def test_every_stage_is_there_with_foreach_items_expanded(dag, tokenize_stages) -> None:
-    assert list(dag) == [
+@pytest.fixture(scope="module")
+def tokenize_stages(params: dict) -> list[str]:
+    return [f"tokenize@{key}" for key in params["tokenizers"]]
+
+
+def _each(stage: str, keys) -> list[str]:
+    return [f"{stage}@{key}" for key in keys]
+
+
+def test_every_stage_is_there_with_foreach_items_expanded(dag, tokenize_stages, params) -> None:
+    models = list(params["models"])
+    expected = {
         "datasets",
         "split",
         "augment",
         *tokenize_stages,
-        "pack",
-        "train",
-        "generate",
-        "evaluate",
+        *_each("pack", params["tokenizers"]),
+        *_each("train", models),
+        *_each("generate", models),
+        *_each("evaluate", models),
+        "complexity",
         "report",
-    ]
+    }
+    assert set(dag) == expected and len(dag) == len(expected)
+    order = list(dag)
+    assert order.index("datasets") < order.index("split") < order.index("augment")
+    assert order.index("train@gpt") < order.index("generate@gpt") < order.index("evaluate@gpt")
+    assert order[-1] == "report"
 
 
-def test_edges_follow_the_data(dag, tokenize_stages, repo_root: Path) -> None:
-    train_tokenizer = yaml.safe_load((repo_root / "params.yaml").read_text())["tokenizer"]["name"]
+def test_edges_follow_the_data(dag, tokenize_stages, params) -> None:
     assert dag["datasets"] == []
     assert dag["split"] == ["datasets"]
     assert "split" in dag["augment"]
     for stage in tokenize_stages:
         assert "augment" in dag[stage]
-    assert dag["pack"] == [f"tokenize@{train_tokenizer}"]
-    assert "pack" in dag["train"]
-    assert "train" in dag["generate"]
-    assert "generate" in dag["evaluate"]
-    assert {"evaluate", "train", *tokenize_stages} <= set(dag["report"])
+    for key in params["tokenizers"]:
+        assert dag[f"pack@{key}"] == [f"tokenize@{key}"]
+    for key, entry in params["models"].items():
+        assert f"pack@{entry['tokenizer']}" in dag[f"train@{key}"]
+        assert f"train@{key}" in dag[f"generate@{key}"]
+        assert f"generate@{key}" in dag[f"evaluate@{key}"]
+        assert {f"evaluate@{key}", f"train@{key}"} <= set(dag["report"])
+    assert dag["complexity"] == []
+    assert {"complexity", *tokenize_stages} <= set(dag["report"])
 
 
 def test_layers_put_the_tokenizers_side_by_side(dag, tokenize_stages) -> None:
     layers = topological_layers(dag)
-    assert layers[:3] == [["datasets"], ["split"], ["augment"]]
+    assert sorted(layers[0]) == ["complexity", "datasets"]
+    assert layers[1:3] == [["split"], ["augment"]]
     assert layers[3] == tokenize_stages
     assert layers[-1] == ["report"]
 
@@ -64,10 +83,10 @@ def test_layers_reject_cycles_and_dangling_edges() -> None:
 
 
 def test_selecting_stages_keeps_only_those_in_dag_order(dag, tokenize_stages) -> None:
-    picked = select_stages(dag, ["report", "train"])
-    assert list(picked) == ["train", "report"]
-    assert picked["report"] == ["train"]  # report depends on train through evaluate
-    assert picked["train"] == []
+    picked = select_stages(dag, ["report", "train@gpt"])
+    assert list(picked) == ["train@gpt", "report"]
+    assert picked["report"] == ["train@gpt"]
+    assert picked["train@gpt"] == []
     assert list(select_stages(dag, ["tokenize"])) == tokenize_stages
     with pytest.raises(ValueError, match="unknown stage 'trian'"):
         select_stages(dag, ["trian"])

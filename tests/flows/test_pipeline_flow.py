@@ -71,18 +71,18 @@ def flow_repo(
 def test_the_flow_runs_every_stage_and_matches_dvc_repro(flow_repo, direct_tables) -> None:
     repo, outcome = flow_repo
     assert set(outcome.values()) == {"ran"}
-    assert {"datasets", "train", "report"} <= set(outcome)
+    assert {"datasets", "train@gpt", "complexity", "report"} <= set(outcome)
     assert any(name.startswith("tokenize@") for name in outcome)
     assert len(direct_tables) >= 12
     assert compared_tables(repo) == direct_tables
     assert_dvc_status_clean(repo)
-    assert (repo / "logs" / "prefect" / "train.log").is_file()
+    assert (repo / "logs" / "prefect" / "train@gpt.log").is_file()
 
 
 def test_a_second_run_finds_everything_up_to_date(flow_repo) -> None:
     repo, _ = flow_repo
-    outcome = midilm_pipeline(profile="smoke", repo=str(repo), stages=["train", "report"])
-    assert outcome == {"train": "up to date", "report": "up to date"}
+    outcome = midilm_pipeline(profile="smoke", repo=str(repo), stages=["train@gpt", "report"])
+    assert outcome == {"train@gpt": "up to date", "report": "up to date"}
 
 
 def test_a_failing_stage_fails_the_flow_naming_it_and_its_log(flow_repo, tmp_path: Path) -> None:

@@ -1,11 +1,15 @@
-"""Model builders: params.yaml's `model` group -> a transformers model."""
+"""Model builders: a conf/model/<key>.yaml entry -> a transformers model of its family."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 import torch
 
-from midilm.models import MODEL_BUILDERS, build_model, count_parameters
+from midilm.models import MODEL_BUILDERS, build_model, count_parameters, resolve_model_cfg
+from tests.models.families import CONF_KEYS, TINY
 
 CFG = {"family": "gpt2", "context": 32, "n_layer": 2, "n_embd": 16, "n_head": 2, "dropout": 0.1}
 
@@ -28,11 +32,70 @@ def test_parameters_count_tied_embeddings_once() -> None:
 
 
 def test_unknown_family_lists_the_choices() -> None:
-    assert "gpt2" in MODEL_BUILDERS
-    with pytest.raises(ValueError, match=r"'mamba' is not implemented.*gpt2"):
-        build_model({**CFG, "family": "mamba"}, 100, 0, 1, 2)
+    assert set(MODEL_BUILDERS) == {"gpt2", "mistral", "llama", "mamba", "rwkv6"}
+    with pytest.raises(ValueError, match=r"'hyena' is not implemented.*gpt2.*rwkv6"):
+        build_model({**CFG, "family": "hyena"}, 100, 0, 1, 2)
 
 
 def test_heads_must_divide_width() -> None:
     with pytest.raises(ValueError, match="n_head"):
         build_model({**CFG, "n_head": 3}, 100, 0, 1, 2)
+    with pytest.raises(ValueError, match="n_kv_head"):
+        build_model({**TINY["llama"], "n_kv_head": 3}, 100, 0, 1, 2)
+    with pytest.raises(ValueError, match="head_size"):
+        build_model({**TINY["rwkv6"], "head_size": 12}, 100, 0, 1, 2)
+
+
+def test_mistral_and_llama_follow_the_config() -> None:
+    for family in ("mistral", "llama"):
+        config = build_model(TINY[family], 100, 0, 1, 2).config
+        assert (config.hidden_size, config.num_hidden_layers) == (32, 2)
+        assert (config.num_attention_heads, config.num_key_value_heads) == (4, 2)
+        assert (config.intermediate_size, config.max_position_embeddings) == (64, 32)
+        assert config.rope_parameters["rope_theta"] == 10000.0
+        assert config._attn_implementation == "sdpa" and not config.tie_word_embeddings
+    assert build_model(TINY["mistral"], 100, 0, 1, 2).config.sliding_window == 8
+
+
+def test_mamba_and_rwkv6_follow_the_config() -> None:
+    mamba = build_model(TINY["mamba"], 100, 0, 1, 2).config
+    assert (mamba.hidden_size, mamba.num_hidden_layers, mamba.state_size) == (32, 2, 8)
+    assert (mamba.conv_kernel, mamba.expand, mamba.intermediate_size) == (4, 2, 64)
+    rwkv = build_model(TINY["rwkv6"], 100, 0, 1, 2).config
+    assert (rwkv.model_type, rwkv.num_heads, rwkv.context_length) == ("midilm_rwkv6", 2, 32)
+    assert (rwkv.mix_lora_rank, rwkv.decay_lora_rank, rwkv.intermediate_size) == (4, 8, 96)
+
+
+@pytest.mark.parametrize("key", CONF_KEYS)
+def test_every_conf_model_builds_at_smoke_size(
+    key: str, conf_entry: Callable[..., dict[str, Any]]
+) -> None:
+    entry = conf_entry(key)
+    assert (entry["name"], entry["size"], entry["tokenizer"]) == (key, "smoke", "remi")
+    assert entry["family"] in MODEL_BUILDERS and set(entry["sizes"]) == {"smoke", "thesis"}
+    model = build_model(entry, vocab_size=512, pad_id=0, bos_id=1, eos_id=2)
+    assert 250_000 < count_parameters(model) < 1_000_000  # smoke: CPU-sized
+    context = int(resolve_model_cfg(entry)["context"])
+    assert model(input_ids=torch.zeros(1, context, dtype=torch.long)).logits.shape == (
+        1,
+        context,
+        512,
+    )
+
+
+@pytest.mark.parametrize("key", CONF_KEYS)
+def test_thesis_sizes_are_100m_class(key: str, conf_entry: Callable[..., dict[str, Any]]) -> None:
+    with torch.device("meta"):  # shapes only: no memory, no init time
+        model = build_model(conf_entry(key, "thesis"), 2048, 0, 1, 2)
+    assert 50e6 < count_parameters(model) < 150e6
+
+
+def test_rwkv6_thesis_is_seed_001s(conf_entry: Callable[..., dict[str, Any]]) -> None:
+    entry = conf_entry("rwkv6", "thesis")
+    with torch.device("meta"):
+        config = build_model(entry, 2048, 0, 1, 2).config
+    assert (config.num_hidden_layers, config.hidden_size, config.head_size) == (20, 512, 64)
+    assert config.context_length == 512
+    train = entry["train"]
+    assert (train["lr"], train["min_lr"], train["warmup_steps"]) == (6e-4, 6e-5, 10)
+    assert (train["betas"], train["eps"], train["weight_decay"]) == ([0.9, 0.99], 1e-8, 0.001)

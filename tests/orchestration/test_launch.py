@@ -41,19 +41,61 @@ def test_unknown_resource_key_is_a_clear_error(tmp_path: Path) -> None:
         launch.load_resources("train", path)
 
 
-def test_sbatch_submission_waits_and_asks_for_the_stage_resources(tmp_path: Path) -> None:
-    resources = launch.StageResources(cpus=4, mem="16G", time="02:00:00", gpus=2, partition="gpu")
-    argv = launch.sbatch_argv("train", resources, tmp_path / "train-%j.log")
-    assert argv[:3] == ["sbatch", "--wait", "--parsable"]
-    assert "--gres=gpu:2" in argv and "--partition=gpu" in argv
-    assert "--cpus-per-task=4" in argv and "--mem=16G" in argv and "--time=02:00:00" in argv
-    script = launch.sbatch_script("train", ["python", "stages/train.py"], tmp_path)
-    assert f"cd {tmp_path}" in script and "python stages/train.py &" in script
-    assert "scontrol requeue" in script and script.rstrip().endswith("exit $rc")
-    requeued = launch.sbatch_argv(
-        "train", launch.StageResources(requeue=True, signal_grace_s=90), tmp_path
+def test_sbatch_submission_waits_for_the_job_and_prints_its_id(tmp_path: Path) -> None:
+    script = tmp_path / "train.sbatch"
+    assert launch.sbatch_argv(script) == ["sbatch", "--wait", "--parsable", str(script)]
+
+
+def test_new_resource_keys_and_the_template_they_choose(tmp_path: Path) -> None:
+    path = tmp_path / "resources.yaml"
+    path.write_text(
+        "default: {cpus: 2}\n"
+        "train: {gpus: 4, nodes: 2, partition: gpu, extra: [--qos=long]}\n"
+        "augment: {array: 8, array_parallel: 2}\n"
+        "ddp: {procs_per_node: 2}\n"
     )
-    assert "--requeue" in requeued and "--signal=B:TERM@90" in requeued
+    train = launch.load_resources("train@gpt", path)
+    assert (train.gpus, train.nodes, train.ranks_per_node, train.extra) == (
+        4,
+        2,
+        4,
+        ("--qos=long",),
+    )
+    assert train.template_name() == "gpu"
+    assert launch.load_resources("augment", path).template_name() == "array"
+    assert launch.load_resources("ddp", path).template_name() == "gpu"
+    assert launch.load_resources("report", path).template_name() == "cpu"
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ("mem: 8 G", "must be one word"),
+        ("cpus: 0", "at least 1"),
+        ("array: -1", "must not be negative"),
+        ("extra: [qos=long]", "one sbatch option"),
+        ("template: array", "needs `array: N`"),
+    ],
+)
+def test_bad_resources_are_clear_errors(tmp_path: Path, entry: str, message: str) -> None:
+    path = tmp_path / "resources.yaml"
+    path.write_text(f"train:\n  {entry}\n")
+    with pytest.raises(SystemExit, match=message):
+        launch.load_resources("train", path)
+
+
+def test_local_executor_runs_an_array_stage_unsharded(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """`array: N` is for the scheduler: a local run is the plain, unsharded stage."""
+    monkeypatch.delenv(launch.EXECUTOR_ENV, raising=False)
+    monkeypatch.delenv("MIDILM_SHARD_COUNT", raising=False)
+    (tmp_path / "infra").mkdir()
+    (tmp_path / "infra" / "resources.yaml").write_text("augment: {array: 4}\n")
+    monkeypatch.chdir(tmp_path)
+    code = "import os; open('env', 'w').write(os.environ.get('MIDILM_SHARD_COUNT', 'none'))"
+    assert launch.main(["augment", "--", sys.executable, "-c", code]) == 0
+    assert (tmp_path / "env").read_text() == "none"
 
 
 def test_slurm_executor_without_sbatch_names_the_fix(

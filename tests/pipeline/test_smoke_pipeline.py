@@ -15,9 +15,18 @@ from pathlib import Path
 import pytest
 import yaml
 
+from midilm.report.builders import is_measured
+
 pytestmark = pytest.mark.slow
 
-TABLES = ("T1_datasets", "T2_tokenizers", "T3_augmentation", "T4_models", "T5_music_metrics")
+TABLES = (
+    "T1_datasets",
+    "T2_tokenizers",
+    "T3_augmentation",
+    "T4_models",
+    "T5_music_metrics",
+    "T7_complexity",
+)
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "midilm-test",
     "GIT_AUTHOR_EMAIL": "test@midilm.invalid",
@@ -97,10 +106,15 @@ def test_smoke_dag_writes_every_table_with_real_numbers(smoke_repo: Path) -> Non
     tokenizers = list(yaml.safe_load((smoke_repo / "params.yaml").read_text())["tokenizers"])
     assert len(tokenizers) > 1  # every tokenizer in params.tokenizers has a row
     assert [row["tokenizer"] for row in read_table(smoke_repo, "T2_tokenizers")] == tokenizers
+    models = list(yaml.safe_load((smoke_repo / "params.yaml").read_text())["models"])
     model = read_table(smoke_repo, "T4_models")
-    assert [row["model"] for row in model] == ["gpt"]
-    assert int(model[0]["parameters"]) > 10_000 and float(model[0]["val loss"]) > 0
-    assert len(read_table(smoke_repo, "T5_music_metrics")) == 3
+    assert [row["model"] for row in model] == models
+    for row in model:
+        assert int(row["parameters"]) > 10_000 and float(row["val loss"]) > 0, row
+    assert len(read_table(smoke_repo, "T5_music_metrics")) == len(models) + 2
+    assert {row["model"] for row in read_table(smoke_repo, "T7_complexity")} == set(
+        yaml.safe_load((smoke_repo / "params.yaml").read_text())["complexity"]["families"]
+    )
     assert list((smoke_repo / "outputs" / "samples" / "gpt").glob("sample_*.mid"))
 
 
@@ -117,14 +131,14 @@ def test_changing_a_generate_param_reruns_only_what_depends_on_it(smoke_repo: Pa
     try:
         params.write_text(original.replace("temperature: 1.0", "temperature: 0.9"))
         ran = _run(["dvc", "repro"], smoke_repo).stdout
-        for stage in ("generate", "evaluate", "report"):
+        for stage in ("generate@gpt", "evaluate@gpt", "report"):
             assert f"Running stage '{stage}'" in ran
-        for stage in ("datasets", "split", "augment", "tokenize@", "pack", "train"):
+        for stage in ("datasets", "split", "augment", "tokenize@", "pack@", "train@", "complexity"):
             assert f"Running stage '{stage}" not in ran
     finally:
         params.write_text(original)
         restored = _run(["dvc", "repro"], smoke_repo).stdout  # back to the first run's outputs
-        assert "Running stage 'train'" not in restored
+        assert "Running stage 'train@" not in restored
 
 
 def test_two_smoke_runs_produce_byte_identical_tables(
@@ -134,7 +148,7 @@ def test_two_smoke_runs_produce_byte_identical_tables(
     _run(["dvc", "repro"], other)
     names = sorted(p.name for p in (smoke_repo / "reports" / "tables").iterdir())
     assert names == sorted(p.name for p in (other / "reports" / "tables").iterdir())
-    compared = [n for n in names if "_speed." not in n]
+    compared = [n for n in names if not is_measured(n.split(".")[0])]
     assert len(compared) >= 12
     for name in compared:
         first = (smoke_repo / "reports" / "tables" / name).read_bytes()
@@ -154,7 +168,7 @@ def test_the_smoke_dag_on_slurm_reproduces_the_local_tables(
     logs = sorted(p.name for p in (repo / "logs" / "slurm").glob("*.log"))
     assert any(name.startswith("train-") for name in logs), logs
     for table in (smoke_repo / "reports" / "tables").iterdir():
-        if "_speed." not in table.name:
+        if not is_measured(table.name.split(".")[0]):
             assert table.read_bytes() == (repo / "reports" / "tables" / table.name).read_bytes()
     status = _run(["dvc", "status"], repo).stdout
     assert "up to date" in status, status

@@ -16,7 +16,8 @@ PARAMS = {
     "tokenizer": {"name": "remi"},
     "tokenizers": {"remi": {"name": "remi"}, "octuple": {"name": "octuple"}},
     "augment": {"multiplicity": 1},
-    "model": {"name": "gpt"},
+    "models": {"gpt": {"name": "gpt", "family": "gpt2"}},
+    "complexity": {"repeats": 3},
     "evaluate": {"max_reference_pieces": 40, "key_window_measures": 4, "max_quarter_length": 256},
 }
 
@@ -93,9 +94,14 @@ def build_inputs(layout: Layout) -> None:
                 "failed": [],
                 "per_split": {},
                 "roundtrip": {"pieces": 1, "precision": 1.0, "recall": 0.98, "f1": 0.9899},
-                "speed": {"files": 4, "seconds": 0.5, "encode_files_per_s": 8.0},
+                "roundtrip_on_grid": {"pieces": 1, "precision": 1.0, "recall": 1.0, "f1": 1.0},
             },
         )
+        write_json(
+            layout.tokens_dir(name) / "speed.json",
+            {"tokenizer": name, "files": 4, "workers": 2, "seconds": 0.5,
+             "encode_files_per_s": 8.0 if name == "remi" else 4321.5},
+        )  # fmt: skip
     write_json(
         layout.model_dir("gpt") / "metrics.json",
         {
@@ -127,6 +133,24 @@ def build_inputs(layout: Layout) -> None:
         "melodic_similarity": 0.2,
     }
     write_json(
+        layout.complexity_file,
+        {
+            "device": "cpu (x86_64)",
+            "threads": 2,
+            "rows": [
+                {
+                    "model": "gpt",
+                    "family": "gpt2",
+                    "context": c,
+                    "ms_per_token": 0.5 * c / 256,
+                    "cache_bytes": 4096 * c,
+                    "device": "cpu",
+                }
+                for c in (256, 512)
+            ],
+        },
+    )
+    write_json(
         layout.metrics_dir("gpt") / "music_metrics.json",
         {"model": "gpt", "generated": group, "test": {**group, "pieces": 40}},
     )
@@ -149,6 +173,7 @@ def test_run_report_writes_every_table_identically_twice(tmp_path: Path) -> None
         "T3_augmentation",
         "T4_models",
         "T5_music_metrics",
+        "T7_complexity",
     } <= set(TABLES)
 
     run_report(OmegaConf.create(PARAMS), layout)  # as the stage gets them from params.yaml
@@ -172,9 +197,20 @@ def test_run_report_writes_every_table_identically_twice(tmp_path: Path) -> None
     assert "12345.6" not in (layout.tables_dir / "T4_models.csv").read_text()
     assert "12346" in (layout.tables_dir / "T4_models_speed.csv").read_text()
 
+    t7 = pd.read_csv(layout.tables_dir / "T7_complexity.csv", comment="#", dtype=str)
+    assert t7["context"].tolist() == ["256", "512"] and t7["cache MB"].tolist() == [
+        "1.000",
+        "2.000",
+    ]
+
     t2 = pd.read_csv(layout.tables_dir / "T2_tokenizers.csv", comment="#", dtype=str)
     assert t2["tokenizer"].tolist() == ["remi", "octuple"]
     assert t2["vocab size"].tolist() == ["282", "581"]
+    assert t2["round-trip F1"].tolist() == ["0.990", "0.990"]
+    assert t2["F1 on grid"].tolist() == ["1.000", "1.000"]
+    t2_speed = pd.read_csv(layout.tables_dir / "T2_tokenizers_speed.csv", comment="#", dtype=str)
+    assert t2_speed["encode files/s"].tolist() == ["8.0", "4321.5"]
+    assert "4321.5" not in (layout.tables_dir / "T2_tokenizers.csv").read_text()
     t3 = pd.read_csv(layout.tables_dir / "T3_augmentation.csv", comment="#", dtype=str)
     rows = {r["transform"]: list(r)[1:] for _, r in t3.iterrows()}
     assert rows["transpose"] == ["1", "1", "100", "110"]  # a 0-semitone shift is not a transpose

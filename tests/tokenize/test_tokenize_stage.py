@@ -1,4 +1,5 @@
-"""The tokenize stage on real chorales: exact sequences, deterministic stats, reported failures."""
+"""The tokenize stage on real chorales: exact sequences, byte-identical outputs (the timing lives
+apart in speed.json), reported failures, round-trip F1 raw and on the tokenizer's grid."""
 
 from __future__ import annotations
 
@@ -13,11 +14,13 @@ import pytest
 from midilm.augment.stage import run_augment
 from midilm.common.paths import Layout
 from midilm.tokenize import load_tokenizer
-from midilm.tokenize.stage import run_tokenize
+from midilm.tokenize.stage import run_tokenize, tokenizer_entry
 
 STATS_KEYS = {"tokenizer", "vocab_size", "sequences", "tokens", "notes", "duration_s",
               "tokens_per_note", "tokens_per_second", "seq_len_p50", "seq_len_p95", "failed",
-              "per_split", "roundtrip", "speed", "family", "max_pieces", "trained"}  # fmt: skip
+              "per_split", "roundtrip", "roundtrip_on_grid", "family", "max_pieces",
+              "trained"}  # fmt: skip
+SPEED_KEYS = {"tokenizer", "files", "workers", "start_method", "seconds", "encode_files_per_s"}
 
 
 @pytest.fixture()
@@ -61,30 +64,49 @@ def test_sequences_and_stats(params: dict[str, Any], augmented: Layout) -> None:
     assert stats["per_split"]["train"]["sequences"] == 24
     assert sum(s["tokens"] for s in stats["per_split"].values()) == stats["tokens"]
     assert stats["roundtrip"]["pieces"] == 2 and stats["roundtrip"]["f1"] > 0.95
+    assert stats["roundtrip_on_grid"]["pieces"] == 2
     assert stats["vocab_size"] == tokenizer.vocab_size
-    on_disk = json.loads((out / "stats.json").read_text())
-    assert on_disk["speed"]["files"] == 29
+    assert json.loads((out / "stats.json").read_text()) == stats
+    speed = json.loads((out / "speed.json").read_text())
+    assert set(speed) == SPEED_KEYS and speed["files"] == 29 and speed["tokenizer"] == "remi"
 
 
-def test_outputs_are_byte_deterministic(params: dict[str, Any], augmented: Layout) -> None:
-    out = augmented.tokens_dir("remi")
-    run_tokenize(params, augmented)
+@pytest.mark.parametrize("key", ["remi", "midicompact"])
+def test_outputs_are_byte_identical_across_runs(
+    key: str, params: dict[str, Any], augmented: Layout
+) -> None:
+    """Everything but speed.json: a re-run of tokenize must not re-run train (stats.json dep)."""
+    out = augmented.tokens_dir(key)
+    run_tokenize(params, augmented, key=key)
     first = {p.name: p.read_bytes() for p in out.iterdir()}
-    stats = json.loads(first.pop("stats.json"))
-    run_tokenize(params, augmented)
+    assert set(first) == {"tokenizer.json", "sequences.parquet", "stats.json", "speed.json"}
+    run_tokenize(params, augmented, key=key)
     again = {p.name: p.read_bytes() for p in out.iterdir()}
-    stats_again = json.loads(again.pop("stats.json"))
+    first.pop("speed.json"), again.pop("speed.json")
     assert first == again
-    stats.pop("speed"), stats_again.pop("speed")
-    assert json.dumps(stats, sort_keys=True) == json.dumps(stats_again, sort_keys=True)
 
 
-def test_workers_do_not_change_the_output(params: dict[str, Any], augmented: Layout) -> None:
-    out = augmented.tokens_dir("remi")
-    run_tokenize(params, augmented, workers=1)
-    first = (out / "sequences.parquet").read_bytes()
-    stats = run_tokenize(params, augmented, workers=2)
-    assert (out / "sequences.parquet").read_bytes() == first and stats["speed"]["workers"] == 2
+@pytest.mark.parametrize("key", ["remi", "simplified_midi"])
+def test_workers_do_not_change_the_output(
+    key: str, params: dict[str, Any], augmented: Layout
+) -> None:
+    out = augmented.tokens_dir(key)
+    run_tokenize(params, augmented, key=key, workers=1)
+    first = {name: (out / name).read_bytes() for name in ("sequences.parquet", "stats.json")}
+    run_tokenize(params, augmented, key=key, workers=2)
+    assert {name: (out / name).read_bytes() for name in first} == first
+    speed = json.loads((out / "speed.json").read_text())
+    assert speed["workers"] == 2 and speed["start_method"] in ("fork", "spawn")
+
+
+@pytest.mark.parametrize("key", ["midicompact", "simplified_midi", "simplified_midi_bend"])
+def test_thesis_encodings_round_trip_exactly_on_their_grid(
+    key: str, params: dict[str, Any], augmented: Layout
+) -> None:
+    stats = run_tokenize(params, augmented, key=key)
+    on_grid = stats["roundtrip_on_grid"]
+    assert on_grid == {"pieces": 2, "precision": 1.0, "recall": 1.0, "f1": 1.0}
+    assert 0.9 < stats["roundtrip"]["f1"] <= 1.0
 
 
 def test_bpe_entry_trains_on_a_capped_sample(params: dict[str, Any], augmented: Layout) -> None:
@@ -95,7 +117,8 @@ def test_bpe_entry_trains_on_a_capped_sample(params: dict[str, Any], augmented: 
     assert stats["tokenizer"] == "remi_bpe" and stats["family"] == "remi"
     assert stats["trained"] == {"model": "BPE", "vocab_size": 700, "files": 6}
     assert stats["vocab_size"] == 700 == load_tokenizer(out).vocab_size
-    assert stats["speed"]["files"] == 20 and stats["roundtrip"]["f1"] > 0.95
+    assert json.loads((out / "speed.json").read_text())["files"] == 20
+    assert stats["roundtrip"]["f1"] > 0.95
     plain = run_tokenize(params, augmented, key="remi")
     assert stats["tokens_per_note"] < plain["tokens_per_note"]  # BPE merges tokens
 
@@ -103,3 +126,15 @@ def test_bpe_entry_trains_on_a_capped_sample(params: dict[str, Any], augmented: 
 def test_unknown_key_names_the_choices(params: dict[str, Any], augmented: Layout) -> None:
     with pytest.raises(KeyError, match="not in `tokenizers`"):
         run_tokenize(params, augmented, key="nope")
+
+
+def test_no_key_needs_no_single_training_tokenizer(params: dict[str, Any]) -> None:
+    """Models pick their own tokenizers: without a `tokenizer` group, a key is required unless
+    `tokenizers` has one entry."""
+    assert tokenizer_entry(params, None)[0] == params["tokenizer"]["name"]
+    del params["tokenizer"]
+    with pytest.raises(KeyError, match="name the tokenizer to run"):
+        tokenizer_entry(params, None)
+    assert tokenizer_entry(params, "tsd")[0] == "tsd"
+    params["tokenizers"] = {"midicompact": params["tokenizers"]["midicompact"]}
+    assert tokenizer_entry(params, None)[0] == "midicompact"

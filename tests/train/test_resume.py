@@ -17,13 +17,14 @@ from midilm.common.io import read_json
 from midilm.common.paths import Layout
 from midilm.train.checkpoint import REQUEUE_EXIT_CODE
 from midilm.train.stage import run_train
+from tests.train.launching import stage_env, untracked
 
 STEPS, INTERVAL = 200, 10
 
 
-def _params(tiny: Callable[..., dict[str, Any]]) -> dict[str, Any]:
-    params = tiny(steps=STEPS)
-    params["train"].update(checkpoint_interval=INTERVAL, eval_interval=50)
+def _params(tiny: Callable[..., dict[str, Any]], dvclive: bool = False) -> dict[str, Any]:
+    params = untracked(tiny(steps=STEPS))
+    params["train"].update(checkpoint_interval=INTERVAL, eval_interval=50, dvclive=dvclive)
     return params
 
 
@@ -34,7 +35,9 @@ def _start(params: dict[str, Any], layout: Layout) -> subprocess.Popen[bytes]:
         "from midilm.orchestration.stages import run_stage; "
         f"run_stage('train', {str(params_file)!r}, {str(layout.root)!r})"
     )
-    return subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.DEVNULL)
+    return subprocess.Popen(
+        [sys.executable, "-c", code], stderr=subprocess.DEVNULL, env=stage_env()
+    )
 
 
 def _wait_for_checkpoint(process: subprocess.Popen[bytes], layout: Layout) -> None:
@@ -59,7 +62,7 @@ def _outputs(layout: Layout) -> dict[str, bytes]:
     metrics = read_json(out / "metrics.json")
     metrics.pop("speed")
     return {
-        "weights": (out / "model.safetensors").read_bytes(),
+        "weights": (out / "weights" / "model.safetensors").read_bytes(),
         "log": (out / "train_log.csv").read_bytes(),
         "metrics": repr(sorted(metrics.items())).encode(),
     }
@@ -80,11 +83,15 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(
     fresh_layout: Callable[[], Layout],
     uninterrupted: dict[str, bytes],
 ) -> None:
-    layout, params = fresh_layout(), _params(tiny)
+    layout, params = fresh_layout(), _params(tiny, dvclive=True)
     _interrupt(params, layout, signal.SIGKILL)
-    assert not (layout.model_dir("tiny") / "model.safetensors").exists()
+    assert not (layout.weights_dir("tiny") / "model.safetensors").exists()
     run_train(params, layout)
     assert _outputs(layout) == uninterrupted
+    # dvclive's series were cut back to the checkpoint: every step once, in order
+    series = layout.model_dir("tiny") / "live" / "plots" / "metrics" / "train" / "loss.tsv"
+    steps = [int(line.split("\t")[0]) for line in series.read_text().splitlines()[1:]]
+    assert steps == list(range(1, STEPS + 1))
 
 
 def test_sigterm_checkpoints_and_exits_to_be_requeued(

@@ -13,13 +13,14 @@ import pytest
 from midilm.common.io import read_json
 from midilm.common.paths import Layout
 from midilm.train.stage import OUTPUTS, run_train
+from tests.train.launching import untracked
 
 
 @pytest.fixture(scope="module")
 def two_runs(
     tiny: Callable[..., dict[str, Any]], fresh_layout: Callable[[], Layout]
 ) -> tuple[Layout, Layout, dict[str, Any]]:
-    params = tiny(steps=30)
+    params = untracked(tiny(steps=30))
     first, second = fresh_layout(), fresh_layout()
     run_train(params, first)
     run_train(params, second)
@@ -29,10 +30,13 @@ def two_runs(
 def test_outputs_exist_and_metrics_are_finite(two_runs: tuple[Layout, Layout, dict]) -> None:
     layout, _, _ = two_runs
     out = layout.model_dir("tiny")
-    assert sorted(p.name for p in out.iterdir()) == sorted(OUTPUTS)
+    assert sorted(p.name for p in out.iterdir()) == sorted([*OUTPUTS, "live"])
     metrics = read_json(out / "metrics.json")
     assert metrics["steps"] == 30 and metrics["context"] == 64 and metrics["family"] == "gpt2"
+    assert metrics["size"] == "tiny" and metrics["tokenizer"] == "remi"
     assert metrics["tokens_seen"] == 30 * 8 * 64
+    assert metrics["strategy"] == "single" and metrics["world_size"] == 1
+    assert metrics["precision"] == "fp32"  # auto on CPU
     for key in ("train_loss", "val_loss", "val_perplexity", "val_bits_per_note"):
         assert math.isfinite(metrics[key]) and metrics[key] > 0, key
     assert metrics["val_perplexity"] == pytest.approx(math.exp(metrics["val_loss"]), rel=1e-5)
@@ -56,7 +60,7 @@ def test_loss_decreases(two_runs: tuple[Layout, Layout, dict]) -> None:
 def test_two_runs_are_identical(two_runs: tuple[Layout, Layout, dict]) -> None:
     first, second, _ = two_runs
     a, b = first.model_dir("tiny"), second.model_dir("tiny")
-    for name in ("model.safetensors", "config.json", "train_log.csv"):
+    for name in ("weights/model.safetensors", "weights/config.json", "train_log.csv"):
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
     metrics_a, metrics_b = read_json(a / "metrics.json"), read_json(b / "metrics.json")
     metrics_a.pop("speed"), metrics_b.pop("speed")
@@ -67,7 +71,7 @@ def test_saved_model_reloads(two_runs: tuple[Layout, Layout, dict]) -> None:
     from transformers import AutoModelForCausalLM
 
     model = AutoModelForCausalLM.from_pretrained(
-        two_runs[0].model_dir("tiny"), use_safetensors=True
+        two_runs[0].weights_dir("tiny"), use_safetensors=True
     )
     assert model.config.n_positions == 64 and model.config.n_layer == 2
 
@@ -75,3 +79,22 @@ def test_saved_model_reloads(two_runs: tuple[Layout, Layout, dict]) -> None:
 def test_missing_tokens_name_the_stage(tmp_path: Path, tiny: Callable[..., dict]) -> None:
     with pytest.raises(FileNotFoundError, match="dvc repro tokenize"):
         run_train(tiny(), Layout(tmp_path))
+
+
+def test_lora_family_goes_to_the_lora_trainer(
+    tiny: Callable[..., dict], fresh_layout: Callable[[], Layout]
+) -> None:
+    """train@<key> of family lora runs midilm.train.instruct (REMI has no text form for it)."""
+    params = tiny()
+    params["models"]["tiny"]["family"] = "lora"
+    with pytest.raises(ValueError, match="family lora"):
+        run_train(params, fresh_layout())
+
+
+def test_several_processes_need_a_distributed_strategy(
+    tiny: Callable[..., dict], fresh_layout: Callable[[], Layout], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(ValueError, match="strategy=single but 2 processes"):
+        run_train(untracked(tiny()), fresh_layout())

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections import Counter
 from collections.abc import Mapping
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +29,21 @@ from midilm.augment.transforms import (
     segment_span,
 )
 from midilm.augment.transforms import transpose as transpose_score
-from midilm.common.io import atomic_dir, write_json_atomic, write_parquet_atomic
+from midilm.common.hashing import stable_json_hash
+from midilm.common.io import atomic_dir, read_json, write_json_atomic, write_parquet_atomic
 from midilm.common.logging import get_logger, progress_disabled
 from midilm.common.params import to_plain
 from midilm.common.paths import Layout
+from midilm.orchestration.shards import (
+    ShardRole,
+    clear_shards,
+    complete_shards,
+    shard_dir,
+    shard_role,
+    shards_root,
+    take,
+    write_shard_meta,
+)
 
 log = get_logger(__name__)
 
@@ -237,12 +249,45 @@ def _augment_piece(
     return rows, None
 
 
+Result = tuple[list[dict[str, Any]], str | None]  # one piece's copies' manifest rows, or an error
+
+
 def run_augment(
     params: Mapping[str, Any] | DictConfig, layout: Layout | None = None, workers: int = 1
 ) -> dict[str, Any]:
-    """Run the stage; returns the summary written to `augment_dir/summary.json`."""
+    """Run the stage; returns the summary written to `augment_dir/summary.json`.
+
+    Sharded over a Slurm job array (midilm.orchestration.shards) when MIDILM_SHARD_COUNT is set:
+    a shard run augments every count-th train piece into its shard folder (and returns a short
+    summary of its part), the merge run assembles data/augmented from every shard. The output is
+    byte-identical to the unsharded run's: each copy's seed depends only on (seed, piece, k).
+    """
     layout = layout or Layout()
     config = AugmentConfig.from_params(params)
+    originals, todo = _inputs(layout, config)
+    role = shard_role()
+    if role is not None and role.index is not None:
+        return _run_shard(layout, config, todo, role, workers)
+
+    with atomic_dir(layout.augment_dir) as tmp:
+        if role is None:
+            results = _augment_all(todo, config, layout, tmp, workers)
+        else:
+            results = _merge_shards(layout, config, todo, role.count, tmp)
+        summary = _assemble(tmp, layout, config, originals, todo, results)
+    if role is not None:
+        clear_shards(layout.augment_dir)
+    log.info(
+        "augment: %d pieces -> %d (%d copies)",
+        summary["pieces_before"],
+        summary["pieces_after"],
+        summary["augmented_copies"],
+    )
+    return summary
+
+
+def _inputs(layout: Layout, config: AugmentConfig) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+    """The manifest rows of every original piece, and the train pieces to augment (by id)."""
     if not layout.split_manifest.exists():
         raise FileNotFoundError(
             f"{layout.split_manifest}: split manifest missing; run `dvc repro split` first."
@@ -266,38 +311,96 @@ def run_augment(
         }
     )
     train = split[split["split"] == "train"].sort_values("id").to_dict("records")
-    todo = train if config.copy_shifts() else []
+    return originals, train if config.copy_shifts() else []
 
+
+def _augment_all(
+    todo: list[dict[str, Any]], config: AugmentConfig, layout: Layout, tmp: Path, workers: int
+) -> list[Result]:
+    """Write the copies of every piece in `todo` under `tmp`; one result per piece, in order."""
+    args = [(r, config, layout.root, tmp, layout.augment_dir) for r in todo]
+    bar = dict(total=len(args), desc="augment", disable=progress_disabled())
+    if workers > 1 and len(args) > 1:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            return list(tqdm(pool.map(_augment_star, args, chunksize=8), **bar))
+    return [_augment_star(a) for a in tqdm(args, **bar)]
+
+
+def _assemble(
+    tmp: Path,
+    layout: Layout,
+    config: AugmentConfig,
+    originals: pd.DataFrame,
+    todo: list[dict[str, Any]],
+    results: list[Result],
+) -> dict[str, Any]:
+    """Write manifest.parquet and summary.json beside the copies in `tmp`; the summary."""
     rows: list[dict[str, Any]] = []
     failed: list[dict[str, str]] = []
-    with atomic_dir(layout.augment_dir) as tmp:
-        args = [(r, config, layout.root, tmp, layout.augment_dir) for r in todo]
-        bar = dict(total=len(args), desc="augment", disable=progress_disabled())
-        if workers > 1 and len(args) > 1:
-            with ProcessPoolExecutor(max_workers=workers) as pool:
-                results = list(tqdm(pool.map(_augment_star, args, chunksize=8), **bar))
-        else:
-            results = [_augment_star(a) for a in tqdm(args, **bar)]
-        for piece, (piece_rows, error) in zip(todo, results, strict=True):
-            rows.extend(piece_rows)
-            if error is not None:
-                log.warning("augment: no copies of %s (%s: %s)", piece["id"], piece["path"], error)
-                failed.append({"id": piece["id"], "reason": error})
+    for piece, (piece_rows, error) in zip(todo, results, strict=True):
+        rows.extend(piece_rows)
+        if error is not None:
+            log.warning("augment: no copies of %s (%s: %s)", piece["id"], piece["path"], error)
+            failed.append({"id": piece["id"], "reason": error})
 
-        copies = pd.DataFrame(rows, columns=MANIFEST_COLUMNS)
-        manifest = pd.concat([originals, copies], ignore_index=True) if rows else originals
-        manifest = manifest.sort_values("id", kind="stable").reset_index(drop=True)
-        manifest["augmented"] = manifest["augmented"].astype(bool)
-        summary = _summary(manifest, config, failed)
-        write_parquet_atomic(tmp / layout.augment_manifest.name, manifest[MANIFEST_COLUMNS])
-        write_json_atomic(tmp / "summary.json", summary)
-    log.info(
-        "augment: %d pieces -> %d (%d copies)",
-        summary["pieces_before"],
-        summary["pieces_after"],
-        summary["augmented_copies"],
-    )
+    copies = pd.DataFrame(rows, columns=MANIFEST_COLUMNS)
+    manifest = pd.concat([originals, copies], ignore_index=True) if rows else originals
+    manifest = manifest.sort_values("id", kind="stable").reset_index(drop=True)
+    manifest["augmented"] = manifest["augmented"].astype(bool)
+    summary = _summary(manifest, config, failed)
+    write_parquet_atomic(tmp / layout.augment_manifest.name, manifest[MANIFEST_COLUMNS])
+    write_json_atomic(tmp / "summary.json", summary)
     return summary
+
+
+SHARD_RESULTS = "results.json"
+
+
+def _shard_fingerprint(config: AugmentConfig, todo: list[dict[str, Any]], count: int) -> str:
+    """What a shard's part depends on: params, the pieces to augment (and their files), count."""
+    pieces = [[r["id"], r["path"], r.get("content_hash")] for r in todo]
+    return stable_json_hash({"config": asdict(config), "pieces": pieces, "count": count})
+
+
+def _run_shard(
+    layout: Layout,
+    config: AugmentConfig,
+    todo: list[dict[str, Any]],
+    role: ShardRole,
+    workers: int,
+) -> dict[str, Any]:
+    """Augment this shard's pieces into its shard folder (atomically); a summary of its part."""
+    mine = take(todo, role)
+    with atomic_dir(shard_dir(layout.augment_dir, role)) as tmp:
+        results = _augment_all(mine, config, layout, tmp, workers)
+        by_piece = {piece["id"]: result for piece, result in zip(mine, results, strict=True)}
+        write_json_atomic(tmp / SHARD_RESULTS, by_piece)
+        write_shard_meta(tmp, role, _shard_fingerprint(config, todo, role.count))
+    copies = sum(len(rows) for rows, _ in results)
+    log.info("augment %s: %d pieces -> %d copies", role.name, len(mine), copies)
+    return {"shard": role.index, "count": role.count, "pieces": len(mine), "copies": copies}
+
+
+def _merge_shards(
+    layout: Layout, config: AugmentConfig, todo: list[dict[str, Any]], count: int, tmp: Path
+) -> list[Result]:
+    """Rename every shard's MIDI copies into `tmp` (shards sit beside it: same filesystem); every
+    piece's result, in `todo` order (the unsharded run's order)."""
+    fingerprint = _shard_fingerprint(config, todo, count)
+    by_piece: dict[str, Result] = {}
+    folders = complete_shards(layout.augment_dir, count, fingerprint)
+    for folder in folders:
+        for piece_id, (rows, error) in read_json(folder / SHARD_RESULTS).items():
+            by_piece[piece_id] = (rows, error)
+    missing = [piece["id"] for piece in todo if piece["id"] not in by_piece]
+    if missing:
+        raise ValueError(f"{shards_root(layout.augment_dir)}: no shard holds {missing[:5]}")
+    for folder in folders:
+        for src in sorted(folder.rglob("*.mid")):
+            dest = tmp / src.relative_to(folder)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(src, dest)
+    return [by_piece[piece["id"]] for piece in todo]
 
 
 def _augment_star(args: tuple) -> tuple[list[dict[str, Any]], str | None]:

@@ -55,11 +55,19 @@ class Layout:
     def model_dir(self, model: str) -> Path:
         return self.root / "models" / model
 
+    def weights_dir(self, model: str) -> Path:
+        """save_pretrained output: model.safetensors + config.json, or a LoRA adapter."""
+        return self.model_dir(model) / "weights"
+
     def samples_dir(self, model: str) -> Path:
         return self.root / "outputs" / "samples" / model
 
     def metrics_dir(self, model: str) -> Path:
         return self.root / "outputs" / "metrics" / model
+
+    @property
+    def complexity_file(self) -> Path:
+        return self.root / "outputs" / "complexity" / "complexity.json"
 
     # report
     @property

@@ -14,6 +14,7 @@ DEDUP_MODES = ("none", "exact", "transposition")
 SPLIT_PRIORITY = {"test": 0, "valid": 1, "train": 2}
 DEDUP_COLUMNS = [
     "id", "dataset", "source", "official_split", "duplicate_of", "key", "duration_s", "n_notes",
+    "official_duration_s",
 ]  # fmt: skip
 
 
@@ -48,6 +49,7 @@ def deduplicate(manifest: pd.DataFrame, mode: str) -> tuple[pd.DataFrame, pd.Dat
             "key": dropped[key],
             "duration_s": dropped["duration_s"],
             "n_notes": dropped["n_notes"],
+            "official_duration_s": dropped.get("official_duration_s"),
         }
     ).sort_values("id", ignore_index=True)
     kept = manifest[~manifest["id"].isin(set(report["id"]))]

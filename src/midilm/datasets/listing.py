@@ -77,7 +77,8 @@ def _single_child(folder: Path) -> Path:
 
 def csv_split(dataset: str, root: Path, entry: DatasetEntry, cfg: Mapping[str, Any],
               options: Mapping[str, Any]) -> list[PieceTask]:  # fmt: skip
-    """One MIDI per CSV row (Groove info.csv, MAESTRO, E-GMD), its split from a column.
+    """One MIDI per CSV row (Groove info.csv, MAESTRO, E-GMD), its split from a column and its
+    official duration from another (`duration_column`, where the table has one).
     `merge_train_test` (E-GMD as in the thesis): train and test train, validation tests."""
     args = entry.layout_args
     table = root / args["csv"]
@@ -86,13 +87,16 @@ def csv_split(dataset: str, root: Path, entry: DatasetEntry, cfg: Mapping[str, A
     with table.open(newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     splits: dict[str, str | None] = {}
+    durations: dict[str, float] = {}
     for row in rows:
+        if args.get("duration_column") and row.get(args["duration_column"]):
+            durations[row[args["path_column"]]] = float(row[args["duration_column"]])
         split = SPLIT_NAMES.get(row[args["split_column"]].strip().lower())
         if options.get("merge_train_test"):
             split = {"train": "train", "test": "train", "valid": "test"}.get(split or "")
         splits[row[args["path_column"]]] = split
     files = sorted((root / rel for rel in splits), key=lambda p: p.relative_to(root).as_posix())
-    return files_tasks(dataset, root, files, cfg, splits)
+    return files_tasks(dataset, root, files, cfg, splits, durations=durations)
 
 
 def pianoroll_json(dataset: str, root: Path, entry: DatasetEntry, cfg: Mapping[str, Any],

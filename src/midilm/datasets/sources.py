@@ -43,6 +43,7 @@ class PieceTask:
     text: str = ""  # the tune's ABC text (abc) or the piano-roll steps as JSON (pianoroll)
     split: str | None = None  # the dataset's official split, None where it defines none
     options: str = ""  # converter options as JSON text (e.g. DadaGP's artist filter)
+    official_duration_s: float | None = None  # the dataset's own duration (Groove info.csv)
 
     @property
     def id(self) -> str:
@@ -174,9 +175,10 @@ def files_tasks(
     cfg: Mapping[str, Any],
     splits: Mapping[str, str | None] | None = None,
     options: str = "",
+    durations: Mapping[str, float] | None = None,
 ) -> list[PieceTask]:
     """One task per file (per tune for ABC files), named by the path relative to `folder`;
-    `splits` maps a relative path to its official split."""
+    `splits` maps a relative path to its official split, `durations` to its official duration."""
     tasks: list[PieceTask] = []
     used: set[str] = set()
     for path in files:
@@ -197,7 +199,13 @@ def files_tasks(
             tasks += abc_file_tasks(path, name, f"folder:{folder.as_posix()}/{rel}", common)
             continue
         tasks.append(
-            PieceTask(name=name, kind=kind, source=f"folder:{folder.as_posix()}/{rel}", **common)
+            PieceTask(
+                name=name,
+                kind=kind,
+                source=f"folder:{folder.as_posix()}/{rel}",
+                official_duration_s=(durations or {}).get(rel),
+                **common,
+            )
         )
     return tasks
 

@@ -29,7 +29,7 @@ ProcessFn = Callable[[PieceTask, Filters], PieceResult]
 MANIFEST_COLUMNS = [
     "id", "dataset", "source", "path", "content_hash", "duration_s", "n_notes", "n_tracks",
     "license", "transposition_hash", "programs", "has_drums", "tempo", "time_signature",
-    "official_split",
+    "official_split", "official_duration_s",
 ]  # fmt: skip
 QUARANTINE_COLUMNS = ["dataset", "source", "reason", "detail"]
 
@@ -80,10 +80,11 @@ def write_raw(
                      result.content_hash, result.duration_s, result.n_notes, result.n_tracks,
                      task.license, result.transposition_hash, list(result.programs),
                      result.has_drums, result.tempo, result.time_signature,
-                     task.split])  # fmt: skip
+                     task.split, task.official_duration_s])  # fmt: skip
     manifest = pd.DataFrame(rows, columns=MANIFEST_COLUMNS).astype(
         {"duration_s": "float64", "n_notes": "int64", "n_tracks": "int64", "has_drums": "bool",
-         "tempo": "float64", "time_signature": "object", "official_split": "object"}
+         "tempo": "float64", "time_signature": "object", "official_split": "object",
+         "official_duration_s": "float64"}
     )  # fmt: skip
     manifest, duplicates = deduplicate(manifest, dedup_mode)
     for piece_id in manifest["id"]:

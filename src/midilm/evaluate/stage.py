@@ -19,7 +19,7 @@ from omegaconf import DictConfig
 
 from midilm.common.io import read_json, write_json_atomic, write_text_atomic
 from midilm.common.logging import get_logger
-from midilm.common.params import to_plain
+from midilm.common.params import model_entry, to_plain
 from midilm.common.paths import Layout
 from midilm.evaluate import metrics
 
@@ -111,18 +111,20 @@ def reference_pieces(layout: Layout, limit: int) -> list[tuple[str, Path]]:
 def load_samples(layout: Layout, model: str) -> list[dict[str, Any]]:
     path = layout.samples_dir(model) / "samples.json"
     if not path.exists():
-        raise FileNotFoundError(f"{path}: samples missing; run `dvc repro generate` first.")
+        raise FileNotFoundError(f"{path}: samples missing; run `dvc repro generate@{model}` first.")
     data = read_json(path)
     if not isinstance(data, dict) or not isinstance(data.get("samples"), list):
         raise ValueError(f"{path}: expected an object with a `samples` list; re-run generate.")
     return list(data["samples"])
 
 
-def run_evaluate(params: Mapping[str, Any] | DictConfig, layout: Layout | None = None) -> dict:
-    """Run the stage; returns the summary written to `metrics_dir(model)/music_metrics.json`."""
+def run_evaluate(
+    params: Mapping[str, Any] | DictConfig, layout: Layout | None = None, key: str | None = None
+) -> dict:
+    """Run the stage for model `key`; returns the summary written to outputs/metrics/<key>."""
     layout = layout or Layout()
     plain = to_plain(params) if isinstance(params, DictConfig) else dict(params)
-    model = str(plain["model"]["name"])
+    model, _ = model_entry(plain, key)
     cfg = plain["evaluate"]
     max_ql = float(cfg["max_quarter_length"])
     window = int(cfg["key_window_measures"])

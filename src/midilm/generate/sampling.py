@@ -1,8 +1,10 @@
-"""Autoregressive sampling with temperature, top-k and top-p, over a KV cache.
+"""Autoregressive sampling with temperature, top-k and top-p, over each family's cache or state.
 
 Sampling draws on the CPU from a caller's `torch.Generator`, so a seed gives the same tokens
-whatever device ran the model. When the cache fills the model's context, the last half of the
-sequence is re-encoded and generation goes on (chunked continuation).
+whatever device ran the model. Attention models (gpt2, mistral, llama) decode over a KV cache;
+when it fills the model's context, the last half of the sequence is re-encoded and generation
+goes on (chunked continuation). Recurrent models (mamba, rwkv6) carry a fixed-size state and
+have no context limit (midilm.models.incremental).
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+
+from midilm.models.incremental import forward_with_cache, is_recurrent, model_context
 
 
 def filter_logits(logits: torch.Tensor, top_k: int | None, top_p: float | None) -> torch.Tensor:
@@ -54,35 +58,37 @@ def generate_ids(
     top_p: float | None = None,
     context: int | None = None,
 ) -> list[int]:
-    """New ids after `prompt` (the EOS included when drawn), at most `max_new_tokens`."""
+    """New ids after `prompt` (the EOS included when drawn), at most `max_new_tokens`.
+
+    `context` (default: the model's position table) bounds what an attention model reads;
+    recurrent models read the whole prompt and ignore it.
+    """
     if not prompt:
         raise ValueError("generate_ids needs a non-empty prompt (at least BOS)")
-    context = context or int(model.config.n_positions)
+    window = None if is_recurrent(model) else (context or model_context(model))
     device = next(model.parameters()).device
     sequence, new = [int(i) for i in prompt], []
-    logits, cache, cached = _encode(model, sequence[-context:], device)
+    logits, cache, cached = _encode(
+        model, sequence if window is None else sequence[-window:], device
+    )
     while len(new) < max_new_tokens:
         token = sample_next(logits, generator, temperature, top_k, top_p)
         sequence.append(token)
         new.append(token)
         if token == eos_id:
             break
-        if cached >= context:  # cache full: re-encode the last half, then continue
-            logits, cache, cached = _encode(model, sequence[-max(context // 2, 1) :], device)
+        if window is not None and cached >= window:  # cache full: re-encode the last half
+            logits, cache, cached = _encode(model, sequence[-max(window // 2, 1) :], device)
             continue
-        out = model(
-            input_ids=torch.tensor([[token]], device=device),
-            attention_mask=torch.ones(1, cached + 1, dtype=torch.long, device=device),
-            cache=cache,
-            use_cache=True,
-        )
-        logits, cache, cached = out.logits[0, -1], out.cache, cached + 1
+        step = torch.tensor([[token]], device=device)
+        out, cache = forward_with_cache(model, step, cache, cached)
+        logits, cached = out[0, -1], cached + 1
     return new
 
 
 def _encode(
     model: torch.nn.Module, ids: Sequence[int], device: torch.device
 ) -> tuple[torch.Tensor, object, int]:
-    inputs = torch.tensor([list(ids)], device=device)
-    out = model(input_ids=inputs, attention_mask=torch.ones_like(inputs), use_cache=True)
-    return out.logits[0, -1], out.cache, len(ids)
+    """Logits after `ids` from scratch, the fresh cache (or state), and how many it holds."""
+    logits, cache = forward_with_cache(model, torch.tensor([list(ids)], device=device), None, 0)
+    return logits[0, -1], cache, len(ids)

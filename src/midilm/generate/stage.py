@@ -9,29 +9,36 @@ from typing import Any
 import pandas as pd
 import torch
 from omegaconf import DictConfig
-from transformers import AutoModelForCausalLM, PreTrainedModel
 
 from midilm.common.io import atomic_dir, write_json_atomic
 from midilm.common.logging import get_logger
-from midilm.common.params import to_plain
+from midilm.common.params import model_entry, to_plain
 from midilm.common.paths import Layout, relpath
 from midilm.generate.sampling import generate_ids
+from midilm.models.io import load_model
 from midilm.models.runtime import deterministic, quiet_transformers, resolve_device
 from midilm.tokenize.base import MusicTokenizer, load_tokenizer
 
 log = get_logger(__name__)
 
 
-def run_generate(params: Mapping[str, Any] | DictConfig, layout: Layout | None = None) -> dict:
-    """Run the stage; returns the object written to `samples_dir(model)/samples.json`."""
+def run_generate(
+    params: Mapping[str, Any] | DictConfig, layout: Layout | None = None, key: str | None = None
+) -> dict:
+    """Run the stage for model `key`; returns the object written to outputs/samples/<key>."""
     layout = layout or Layout()
     plain = to_plain(params) if isinstance(params, DictConfig) else dict(params)
-    model_name, tok_name = str(plain["model"]["name"]), str(plain["tokenizer"]["name"]).lower()
-    cfg, seed = plain["generate"], int(plain["seed"])
+    model_name, entry = model_entry(plain, key)
+    if str(entry.get("family", "")).lower() == "lora":
+        from midilm.generate.instruct import run_lora_generate
+
+        return run_lora_generate(plain, layout, model_name)
+    tok_name = str(entry.get("tokenizer") or plain["tokenizer"]["name"]).lower()
+    cfg, seed = {**plain["generate"], **dict(entry.get("generate") or {})}, int(plain["seed"])
     quiet_transformers()
     tokenizer = load_tokenizer(layout.tokens_dir(tok_name))
     device = resolve_device(str(cfg.get("device", "cpu")))
-    model = load_model(layout, model_name).to(device).eval()
+    model = load_model(layout.weights_dir(model_name), model_name).to(device).eval()
     prompts = test_prompts(layout, tok_name, int(cfg["num_samples"]), int(cfg["prompt_tokens"]))
 
     out_dir = layout.samples_dir(model_name)
@@ -69,15 +76,6 @@ def run_generate(params: Mapping[str, Any] | DictConfig, layout: Layout | None =
         result = {"model": model_name, "settings": {**cfg, "seed": seed}, "samples": samples}
         write_json_atomic(tmp / "samples.json", result)
     return result
-
-
-def load_model(layout: Layout, model_name: str) -> PreTrainedModel:
-    """The trained model from `model_dir(model)` (config.json + model.safetensors)."""
-    model_dir = layout.model_dir(model_name)
-    for name in ("config.json", "model.safetensors"):
-        if not (model_dir / name).exists():
-            raise FileNotFoundError(f"{model_dir / name}: missing; run `dvc repro train` first.")
-    return AutoModelForCausalLM.from_pretrained(model_dir, use_safetensors=True)
 
 
 def test_prompts(

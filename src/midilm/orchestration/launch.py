@@ -3,22 +3,26 @@
     python -m midilm.orchestration.launch <stage> -- <command ...>
 
 The executor comes from the environment (MIDILM_EXECUTOR=local|slurm), never from a DVC param, so
-switching it never invalidates the cache. `local` runs the command here; `slurm` submits the same
-command with `sbatch --wait` using the stage's resources from infra/resources.yaml and returns the
-job's exit code.
+switching it never invalidates the cache. `local` runs the command here; `slurm` renders a batch
+script from infra/slurm/templates (cpu, gpu or array) with the stage's resources from
+infra/resources.yaml, submits it with `sbatch --wait` and returns the job's exit code. A stage with
+`array: N` runs as N shard tasks and then one merge job (see midilm.orchestration.shards).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
+
+from midilm.orchestration.templates import render, template_path
 
 EXECUTOR_ENV = "MIDILM_EXECUTOR"
 RESOURCES_ENV = "MIDILM_RESOURCES"
@@ -27,23 +31,46 @@ EXECUTORS = ("local", "slurm")
 # sysexits' EX_TEMPFAIL ("try again later"): a stage that checkpointed on SIGTERM exits with it,
 # and its Slurm job is requeued.
 REQUEUE_EXIT_CODE = 75
+# The shard protocol's variables (midilm.orchestration.shards, which needs pandas: not imported).
+SHARD_COUNT_ENV, SHARD_MERGE_ENV = "MIDILM_SHARD_COUNT", "MIDILM_SHARD_MERGE"
+_STAGE_NAME = re.compile(r"^[A-Za-z0-9_.-]+(@[A-Za-z0-9_.-]+)?$")
+_NO_SPACE = re.compile(r"^\S+$")
 
 
 @dataclass(frozen=True)
 class StageResources:
-    """What a stage asks the scheduler for."""
+    """What a stage asks the scheduler for (an entry of infra/resources.yaml)."""
 
-    cpus: int = 1
-    mem: str = "4G"
+    cpus: int = 1  # per task: the stage, or torchrun and all its ranks on one node
+    mem: str = "4G"  # per node
     time: str = "01:00:00"
-    gpus: int = 0
+    gpus: int = 0  # per node: --gres=gpu:N, one torchrun rank each
+    nodes: int = 1
+    procs_per_node: int = 0  # torchrun ranks per node; 0: one per GPU (or 1 without GPUs)
+    array: int = 0  # N > 0: N shard tasks (a job array), then a merge job
+    array_parallel: int = 0  # at most this many shard tasks at once (0: no limit)
     partition: str | None = None
     requeue: bool = False  # requeue the job when the stage exits with REQUEUE_EXIT_CODE
     signal_grace_s: int = 0  # SIGTERM this long before the time limit (training checkpoints)
-    extra: tuple[str, ...] = field(default_factory=tuple)
+    template: str | None = None  # cpu | gpu | array; default: chosen from the fields above
+    extra: tuple[str, ...] = field(default_factory=tuple)  # further sbatch flags, one per line
+
+    @property
+    def ranks_per_node(self) -> int:
+        return self.procs_per_node or self.gpus or 1
+
+    def template_name(self) -> str:
+        if self.template:
+            return self.template
+        if self.array:
+            return "array"
+        if self.gpus or self.nodes > 1 or self.procs_per_node > 1:
+            return "gpu"
+        return "cpu"
 
 
-def executor_name(env: dict[str, str] | os._Environ[str] = os.environ) -> str:
+def executor_name(env: Mapping[str, str] | None = None) -> str:
+    env = os.environ if env is None else env
     name = env.get(EXECUTOR_ENV, "local").strip().lower() or "local"
     if name not in EXECUTORS:
         raise SystemExit(
@@ -53,7 +80,7 @@ def executor_name(env: dict[str, str] | os._Environ[str] = os.environ) -> str:
 
 
 def load_resources(stage: str, path: Path | None = None) -> StageResources:
-    """Resources for `stage` (`tokenize@remi` uses `tokenize`'s): its entry over `default`."""
+    """Resources for `stage` (`train@gpt` uses `train`'s): its entry over `default`."""
     stage = stage.split("@", 1)[0]
     path = path or Path(os.environ.get(RESOURCES_ENV, DEFAULT_RESOURCES))
     if not path.exists():
@@ -62,64 +89,110 @@ def load_resources(stage: str, path: Path | None = None) -> StageResources:
     merged = {**(table.get("default") or {}), **(table.get(stage) or {})}
     unknown = set(merged) - set(StageResources.__dataclass_fields__)
     if unknown:
-        raise SystemExit(f"{path}: unknown resource keys for stage {stage!r}: {sorted(unknown)}")
+        raise SystemExit(
+            f"{path}: unknown resource keys for stage {stage!r}: {sorted(unknown)}; "
+            f"known: {', '.join(StageResources.__dataclass_fields__)}"
+        )
     if "extra" in merged:
-        merged["extra"] = tuple(merged["extra"])
-    return StageResources(**merged)
+        merged["extra"] = tuple(str(flag) for flag in merged["extra"] or ())
+    resources = StageResources(**merged)
+    check_resources(resources, f"{path} ({stage})")
+    return resources
 
 
-def sbatch_script(stage: str, command: Sequence[str], workdir: Path) -> str:
-    """The batch script: run the stage command from the repo root with the same environment.
+def check_resources(resources: StageResources, where: str) -> None:
+    """A SystemExit naming the field when a value would break the batch script."""
+    for name in ("cpus", "nodes"):
+        if int(getattr(resources, name)) < 1:
+            raise SystemExit(f"{where}: {name} must be at least 1")
+    for name in ("gpus", "procs_per_node", "array", "array_parallel", "signal_grace_s"):
+        if int(getattr(resources, name)) < 0:
+            raise SystemExit(f"{where}: {name} must not be negative")
+    for name in ("mem", "time", "partition"):
+        value = getattr(resources, name)
+        if value is not None and not _NO_SPACE.match(str(value)):
+            raise SystemExit(f"{where}: {name}={value!r} must be one word")
+    for flag in resources.extra:
+        if "\n" in flag or not flag.startswith("-"):
+            raise SystemExit(
+                f"{where}: extra flag {flag!r} must be one sbatch option, e.g. --qos=x"
+            )
+    if resources.template_name() == "array" and resources.array < 1:
+        raise SystemExit(f"{where}: the array template needs `array: N` (N shard tasks)")
+
+
+def template_values(
+    stage: str,
+    command: Sequence[str],
+    workdir: Path,
+    resources: StageResources,
+    log_path: Path,
+    exports: Mapping[str, str] | None = None,
+) -> dict[str, object]:
+    """What the templates' placeholders are filled with."""
+    if not _STAGE_NAME.match(stage):
+        raise SystemExit(f"stage name {stage!r}: use letters, digits, '_', '-', '.' and one '@'")
+    if not _NO_SPACE.match(str(log_path)):
+        raise SystemExit(f"{log_path}: the Slurm log path must not contain spaces; move the repo")
+    python, script = command[0], list(command[1:])
+    return {
+        "stage": stage,
+        "job_name": f"midilm-{stage}",
+        "log": log_path,
+        "workdir": shlex.quote(str(workdir)),
+        "command": shlex.join(command),
+        "python": shlex.quote(python),
+        "script": shlex.join(script),
+        "cpus": resources.cpus,
+        "mem": resources.mem,
+        "time": resources.time,
+        "gpus": resources.gpus,
+        "nodes": resources.nodes,
+        "procs_per_node": resources.ranks_per_node,
+        "partition": resources.partition,
+        "requeue": resources.requeue,
+        "signal_grace_s": resources.signal_grace_s,
+        "requeue_exit_code": REQUEUE_EXIT_CODE,
+        "array": resources.array,
+        "array_last": max(resources.array - 1, 0),
+        "array_throttle": f"%{resources.array_parallel}" if resources.array_parallel else "",
+        "extra_directives": "\n".join(f"#SBATCH {flag}" for flag in resources.extra),
+        "exports": "\n".join(
+            f"export {key}={shlex.quote(value)}" for key, value in (exports or {}).items()
+        ),
+    }
+
+
+def sbatch_script(
+    stage: str,
+    command: Sequence[str],
+    workdir: Path,
+    resources: StageResources | None = None,
+    log_path: Path | None = None,
+    template: str | None = None,
+    exports: Mapping[str, str] | None = None,
+) -> str:
+    """The batch script for one stage, rendered from its template (see templates.py).
 
     The command runs as a child so that SIGTERM (pre-emption, time limit, scancel) reaches it;
-    a stage that checkpoints and exits with REQUEUE_EXIT_CODE has its job requeued, and
-    `sbatch --wait` keeps waiting for the requeued run.
+    a stage that checkpoints and exits with REQUEUE_EXIT_CODE has its job requeued (unless it was
+    cancelled), and `sbatch --wait` keeps waiting for the requeued run.
     """
-    return "\n".join(
-        [
-            "#!/usr/bin/env bash",
-            "set -uo pipefail",
-            f"cd {shlex.quote(str(workdir))}",
-            f'echo "midilm stage {stage} on $(hostname), job ${{SLURM_JOB_ID:-?}}, '
-            'restart ${SLURM_RESTART_COUNT:-0}"',
-            f"{shlex.join(command)} &",
-            "child=$!",
-            "trap 'kill -TERM $child 2>/dev/null' TERM",
-            "wait $child; rc=$?",
-            "while kill -0 $child 2>/dev/null; do wait $child; rc=$?; done",
-            f'if [ $rc -eq {REQUEUE_EXIT_CODE} ] && [ -n "${{SLURM_JOB_ID:-}}" ]; then',
-            '  echo "midilm: stage checkpointed and asked to be requeued"',
-            '  scontrol requeue "$SLURM_JOB_ID"',
-            "fi",
-            "exit $rc",
-            "",
-        ]
-    )
+    resources = resources or StageResources()
+    template = template or resources.template_name()
+    if template == "gpu" and not Path(command[0]).name.startswith("python"):
+        raise SystemExit(
+            f"stage {stage}: the gpu template runs `python -m torch.distributed.run <script>`, "
+            f"so its command must start with a python interpreter (got {command[0]!r})"
+        )
+    log_path = log_path or workdir / "logs" / "slurm" / f"{stage.replace('@', '-')}-%j.log"
+    values = template_values(stage, command, workdir, resources, log_path, exports)
+    return render(template_path(template, workdir), values)
 
 
-def sbatch_argv(stage: str, resources: StageResources, log_path: Path) -> list[str]:
-    """`sbatch --wait` arguments for one stage (blocks until the job ends, exits with its code)."""
-    argv = [
-        "sbatch",
-        "--wait",
-        "--parsable",
-        f"--job-name=midilm-{stage}",
-        f"--output={log_path}",
-        f"--cpus-per-task={resources.cpus}",
-        f"--mem={resources.mem}",
-        f"--time={resources.time}",
-        "--export=ALL",
-    ]
-    if resources.gpus:
-        argv.append(f"--gres=gpu:{resources.gpus}")
-    if resources.partition:
-        argv.append(f"--partition={resources.partition}")
-    if resources.requeue:
-        argv.append("--requeue")
-    if resources.signal_grace_s:
-        argv.append(f"--signal=B:TERM@{resources.signal_grace_s}")
-    argv.extend(resources.extra)
-    return argv
+def sbatch_argv(script: Path) -> list[str]:
+    """`sbatch --wait`: blocks until the job (every array task) ends, exits with its code."""
+    return ["sbatch", "--wait", "--parsable", str(script)]
 
 
 def run_local(command: Sequence[str]) -> int:
@@ -127,15 +200,35 @@ def run_local(command: Sequence[str]) -> int:
 
 
 def run_slurm(stage: str, command: Sequence[str], workdir: Path) -> int:
+    """Submit the stage (as shards, then their merge, when it has `array: N`); its exit code."""
+    resources = load_resources(stage)
+    name = stage.replace("@", "-")  # foreach items run at once: one script and log name each
     log_dir = workdir / "logs" / "slurm"
     log_dir.mkdir(parents=True, exist_ok=True)
-    name = stage.replace("@", "-")  # foreach items run at once: one script and log name each
-    script = log_dir / f"{name}.sbatch"
-    script.write_text(sbatch_script(stage, command, workdir), encoding="utf-8")
-    log_path = log_dir / f"{name}-%j.log"
-    argv = [*sbatch_argv(stage, load_resources(stage), log_path), str(script)]
+    if resources.template_name() != "array":
+        script = sbatch_script(stage, command, workdir, resources, log_dir / f"{name}-%j.log")
+        return _submit(stage, log_dir / f"{name}.sbatch", script, f"{name}-<jobid>.log")
+
+    shards = sbatch_script(stage, command, workdir, resources, log_dir / f"{name}-%A_%a.log")
+    code = _submit(stage, log_dir / f"{name}.array.sbatch", shards, f"{name}-<jobid>_<i>.log")
+    if code != 0:
+        return code
+    merge = sbatch_script(
+        stage,
+        command,
+        workdir,
+        resources,
+        log_dir / f"{name}-%j.log",
+        template="cpu",
+        exports={SHARD_COUNT_ENV: str(resources.array), SHARD_MERGE_ENV: "1"},
+    )
+    return _submit(stage, log_dir / f"{name}.merge.sbatch", merge, f"{name}-<jobid>.log")
+
+
+def _submit(stage: str, script_path: Path, script: str, log_name: str) -> int:
+    script_path.write_text(script, encoding="utf-8")
     try:
-        code = subprocess.call(argv)
+        code = subprocess.call(sbatch_argv(script_path))
     except FileNotFoundError:
         raise SystemExit(
             f"{EXECUTOR_ENV}=slurm but `sbatch` is not on PATH; start a cluster with "
@@ -143,7 +236,8 @@ def run_slurm(stage: str, command: Sequence[str], workdir: Path) -> int:
         ) from None
     if code != 0:
         print(
-            f"midilm: stage {stage} failed as a Slurm job; log: {log_dir}/{name}-<jobid>.log",
+            f"midilm: stage {stage} failed as a Slurm job ({script_path.name}); "
+            f"log: {script_path.parent}/{log_name}",
             file=sys.stderr,
         )
     return code

@@ -23,6 +23,7 @@ STAGES: dict[str, str] = {
     "train": "midilm.train.stage:run_train",
     "generate": "midilm.generate.stage:run_generate",
     "evaluate": "midilm.evaluate.stage:run_evaluate",
+    "complexity": "midilm.evaluate.complexity:run_complexity",
     "report": "midilm.report.stage:run_report",
 }
 

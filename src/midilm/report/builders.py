@@ -1,8 +1,9 @@
 """The thesis tables, one function each, registered by file stem. A new table (T3, T6, ...) is
 one more `@table("T<n>_<name>")` function here; the report stage writes every registered table.
 
-Tables named `*_speed` hold measurements (throughput, memory, wall time) and are the only ones
-expected to differ between two identical runs; every other table is a pure function of the inputs.
+Tables named `*_speed` and T7_complexity hold measurements (throughput, memory, wall time) and are
+the only ones expected to differ between two identical runs (MEASURED_TABLES); every other table
+is a pure function of the inputs.
 """
 
 from __future__ import annotations
@@ -20,6 +21,13 @@ from midilm.report.tables import Column, Table
 
 TableBuilder = Callable[[dict[str, Any], Layout], Table]
 TABLES: dict[str, TableBuilder] = {}
+MEASURED_SUFFIXES = ("_speed", "_complexity")
+
+
+def is_measured(name: str) -> bool:
+    """Tables of wall-clock measurements: differ between two runs with the same inputs."""
+    return name.endswith(MEASURED_SUFFIXES)
+
 
 SPLITS = ("train", "valid", "test")
 # seed 001, Table 3-3 (piano model): RC, consonance, dissonance, key changes
@@ -62,11 +70,33 @@ def _dedup_rows(layout: Layout, manifest: pd.DataFrame) -> pd.DataFrame:
     return dropped
 
 
-def _chunk_counts(params: dict[str, Any], layout: Layout) -> dict[tuple[str, str], int] | None:
-    """Training windows per (dataset, split): sum of ceil(n_tokens / model.context) over the
-    training tokenizer's sequences (augmented copies included); None before tokenizing."""
+def _seconds(pieces: pd.DataFrame) -> float:
+    """Total duration: the dataset's official duration where it gives one (Groove's info.csv),
+    else the sounding time (to the end of the last note)."""
+    seconds = pieces["duration_s"]
+    if "official_duration_s" in pieces:
+        seconds = pieces["official_duration_s"].astype("float64").fillna(seconds)
+    return float(seconds.sum())
+
+
+def _training_context(params: dict[str, Any]) -> int:
+    """The context of the first model trained on the training tokenizer (0: none)."""
+    from midilm.models import resolve_model_cfg
+
     tokenizer = str((params.get("tokenizer") or {}).get("name", ""))
-    context = int((params.get("model") or {}).get("context") or 0)
+    for entry in (params.get("models") or {}).values():
+        cfg = resolve_model_cfg(entry)
+        if str(cfg.get("tokenizer", tokenizer)) == tokenizer and cfg.get("context"):
+            return int(cfg["context"])
+    return 0
+
+
+def _chunk_counts(params: dict[str, Any], layout: Layout) -> dict[tuple[str, str], int] | None:
+    """Training windows per (dataset, split): sum of ceil(n_tokens / context) over the training
+    tokenizer's sequences (augmented copies included), `context` that of the first model on
+    that tokenizer; None before tokenizing."""
+    tokenizer = str((params.get("tokenizer") or {}).get("name", ""))
+    context = _training_context(params)
     path = layout.tokens_dir(tokenizer) / "sequences.parquet"
     if not tokenizer or context <= 0 or not path.exists():
         return None
@@ -91,7 +121,7 @@ def datasets_table(params: dict[str, Any], layout: Layout) -> Table:
 
     def row(label: str, split: str, own: pd.DataFrame, dups: pd.DataFrame,
             bad: int | None) -> list[Any]:  # fmt: skip
-        seconds = float(own["duration_s"].sum() + dups["duration_s"].sum())
+        seconds = _seconds(own) + _seconds(dups)
         notes = int(own["n_notes"].sum() + dups["n_notes"].sum())
         per_second = notes / seconds if seconds > 0 else None
         unique = int(own["content_hash"].nunique())
@@ -129,22 +159,28 @@ def datasets_table(params: dict[str, Any], layout: Layout) -> Table:
         notes=[
             "Files: valid files, duplicates included (in their official split, else their kept "
             "twin's); unique pieces: distinct note-content hashes kept after deduplication; "
-            "equal content is always in one split. Sequences: training windows of model.context "
-            "tokens of the training tokenizer (augmented copies included; blank before "
-            "tokenizing). Quarantined files (not in any split) are counted per dataset."
+            "equal content is always in one split. Sequences: training windows of "
+            f"{_training_context(params) or 'the model context'} tokens of the training "
+            "tokenizer (augmented copies included; blank before tokenizing). Quarantined files "
+            "(not in any split) are counted per dataset.",
+            "Hours: the dataset's official durations where it publishes them (Groove, E-GMD: "
+            "the CSV's `duration`), else sounding time to the end of the last note.",
         ],
     )
 
 
 def tokenizer_names(params: dict[str, Any]) -> list[str]:
-    """The tokenizers the tokenize stage ran (params.tokenizers keys), else the training one."""
-    return list(params.get("tokenizers") or [str(params["tokenizer"]["name"])])
+    """The tokenizers the tokenize stage ran (params.tokenizers keys), else the `tokenizer`
+    group's one."""
+    if params.get("tokenizers"):
+        return list(params["tokenizers"])
+    return [str(params["tokenizer"]["name"])] if params.get("tokenizer") else []
 
 
-def _token_stats(params: dict[str, Any], layout: Layout) -> list[dict[str, Any]]:
-    return [
-        _json(layout.tokens_dir(n) / "stats.json", f"tokenize@{n}") for n in tokenizer_names(params)
-    ]
+def _token_stats(params: dict[str, Any], layout: Layout, file: str = "stats.json") -> list[Any]:
+    """`data/tokens/<tok>/<file>` of every tokenizer: stats.json (deterministic) or speed.json
+    (the stage's wall-clock measurement)."""
+    return [_json(layout.tokens_dir(n) / file, f"tokenize@{n}") for n in tokenizer_names(params)]
 
 
 @table("T2_tokenizers")
@@ -160,12 +196,17 @@ def tokenizers_table(params: dict[str, Any], layout: Layout) -> Table:
             stats["seq_len_p50"],
             stats["seq_len_p95"],
             (stats.get("roundtrip") or {}).get("f1"),
+            (stats.get("roundtrip_on_grid") or {}).get("f1"),
         ]
         for stats in _token_stats(params, layout)
     ]
     sampled = [s["tokenizer"] for s in _token_stats(params, layout) if s.get("max_pieces")]
     notes = [
-        "Round-trip F1: notes of decode(encode(test piece)) against the piece's notes.",
+        "Round-trip F1: notes of decode(encode(test piece)) against the piece's notes (same "
+        "pitch, onset within one grid step, duration within 20%).",
+        "F1 on grid: the same on input already on the tokenizer's grid, g = decode(encode(test "
+        "piece)), against decode(encode(g)), with exact onsets and durations; 1.000 means "
+        "nothing is lost but what the grid itself removes (docs/metrics.md).",
         "CPWord and Octuple: each compound token counts as its sub-tokens (one id per "
         "sub-vocabulary, flattened in order).",
     ]
@@ -184,6 +225,7 @@ def tokenizers_table(params: dict[str, Any], layout: Layout) -> Table:
             Column("seq len p50", 0),
             Column("seq len p95", 0),
             Column("round-trip F1", 3),
+            Column("F1 on grid", 3),
         ],
         rows,
         notes=notes,
@@ -192,17 +234,13 @@ def tokenizers_table(params: dict[str, Any], layout: Layout) -> Table:
 
 @table("T2_tokenizers_speed")
 def tokenizers_speed_table(params: dict[str, Any], layout: Layout) -> Table:
-    rows = []
-    for stats in _token_stats(params, layout):
-        speed = stats.get("speed") or {}
-        rows.append(
-            [
-                stats["tokenizer"],
-                speed.get("files"),
-                speed.get("workers"),
-                speed.get("encode_files_per_s"),
-            ]
+    """Encoding files/s of each tokenize stage run, from `data/tokens/<tok>/speed.json`."""
+    rows = [
+        [name, speed.get("files"), speed.get("workers"), speed.get("encode_files_per_s")]
+        for name, speed in zip(
+            tokenizer_names(params), _token_stats(params, layout, "speed.json"), strict=True
         )
+    ]
     return Table(
         "Tokenizer encoding speed (measured)",
         [Column("tokenizer"), Column("files"), Column("workers"), Column("encode files/s", 1)],
@@ -270,14 +308,26 @@ def augmentation_table(params: dict[str, Any], layout: Layout) -> Table:
     )
 
 
+def model_keys(params: dict[str, Any]) -> list[str]:
+    """Keys of params `models`, in params order (the DAG's train@<key> stages)."""
+    return list(params.get("models") or {})
+
+
+def _model_metrics(params: dict[str, Any], layout: Layout) -> list[dict[str, Any]]:
+    return [
+        _json(layout.model_dir(key) / "metrics.json", f"train@{key}") for key in model_keys(params)
+    ]
+
+
 @table("T4_models")
 def models_table(params: dict[str, Any], layout: Layout) -> Table:
-    m = _json(layout.model_dir(str(params["model"]["name"])) / "metrics.json", "train")
     return Table(
         "Models",
         [
             Column("model"),
             Column("family"),
+            Column("size"),
+            Column("tokenizer"),
             Column("parameters"),
             Column("context"),
             Column("steps"),
@@ -291,6 +341,8 @@ def models_table(params: dict[str, Any], layout: Layout) -> Table:
             [
                 m["model"],
                 m["family"],
+                m.get("size"),
+                m.get("tokenizer"),
                 m["parameters"],
                 m["context"],
                 m["steps"],
@@ -298,16 +350,33 @@ def models_table(params: dict[str, Any], layout: Layout) -> Table:
                 m["train_loss"],
                 m["val_loss"],
                 m["val_perplexity"],
-                m["val_bits_per_note"],
+                m.get("val_bits_per_note"),
             ]
+            for m in _model_metrics(params, layout)
+        ],
+        notes=[
+            "Losses in nats per token of each model's own tokenizer; bits/note = validation "
+            "loss x tokens / notes of the validation split / ln 2, comparable across tokenizers.",
+            "lora: trainable (adapter) parameters; loss on the continuation only "
+            "(see T4_models_speed for throughput and memory).",
         ],
     )
 
 
 @table("T4_models_speed")
 def models_speed_table(params: dict[str, Any], layout: Layout) -> Table:
-    m = _json(layout.model_dir(str(params["model"]["name"])) / "metrics.json", "train")
-    speed = m.get("speed") or {}
+    rows = []
+    for m in _model_metrics(params, layout):
+        speed = m.get("speed") or {}
+        rows.append(
+            [
+                m["model"],
+                speed.get("device"),
+                speed.get("train_tokens_per_s"),
+                speed.get("peak_memory_mb"),
+                speed.get("wall_s"),
+            ]
+        )
     return Table(
         "Training speed (measured)",
         [
@@ -317,23 +386,50 @@ def models_speed_table(params: dict[str, Any], layout: Layout) -> Table:
             Column("peak memory MB", 0),
             Column("wall s", 1),
         ],
+        rows,
+        notes=["Measured on the machine that ran the stage; differs between runs."],
+    )
+
+
+@table("T7_complexity")
+def complexity_table(params: dict[str, Any], layout: Layout) -> Table:
+    data = _json(layout.complexity_file, "complexity")
+    return Table(
+        "Decoding cost against context length (measured)",
+        [
+            Column("model"),
+            Column("family"),
+            Column("context"),
+            Column("ms per token", 3),
+            Column("cache MB", 3),
+        ],
         [
             [
-                m["model"],
-                speed.get("device"),
-                speed.get("train_tokens_per_s"),
-                speed.get("peak_memory_mb"),
-                speed.get("wall_s"),
+                row["model"],
+                row["family"],
+                row["context"],
+                row["ms_per_token"],
+                row["cache_bytes"] / 2**20,
             ]
+            for row in data["rows"]
         ],
-        notes=["Measured on the machine that ran the stage; differs between runs."],
+        notes=[
+            f"Measured on {data['device']} ({data.get('threads')} threads), randomly initialised "
+            "models at their configured sizes; median of "
+            f"{params['complexity']['repeats']} decode steps after a cache of `context` tokens.",
+            "Seed 001's complexity table, measured: attention with a KV cache grows with the "
+            "context in time and memory, Mamba and RWKV-6 carry a constant-size state.",
+        ],
     )
 
 
 @table("T5_music_metrics")
 def music_metrics_table(params: dict[str, Any], layout: Layout) -> Table:
-    model = str(params["model"]["name"])
-    data = _json(layout.metrics_dir(model) / "music_metrics.json", "evaluate")
+    names = model_keys(params)
+    data = {
+        name: _json(layout.metrics_dir(name) / "music_metrics.json", f"evaluate@{name}")
+        for name in names
+    }
 
     def row(label: str, group: dict[str, Any]) -> list[Any]:
         return [
@@ -359,8 +455,8 @@ def music_metrics_table(params: dict[str, Any], layout: Layout) -> Table:
             Column("melodic similarity", 3),
         ],
         [
-            row(f"generated by {data.get('model', model)}", data["generated"]),
-            row("test split (reference)", data["test"]),
+            *(row(f"generated by {name}", data[name]["generated"]) for name in names),
+            row("test split (reference)", data[names[0]]["test"]),
             ["seed 001 Table 3-3 (reported)", None, rc, consonance, dissonance, keys, None],
         ],
         notes=[

@@ -27,11 +27,15 @@ log = get_logger(__name__)
 SPLITS = ("train", "valid", "test")
 
 
-def run_pack(params: Mapping[str, Any] | DictConfig, layout: Layout | None = None) -> dict:
-    """Run the stage; returns the stats written to `packed_dir(name)/stats.json`."""
+def run_pack(
+    params: Mapping[str, Any] | DictConfig, layout: Layout | None = None, key: str | None = None
+) -> dict:
+    """Run the stage `pack@<key>` (without a key: the training tokenizer); returns the stats
+    written to `packed_dir(key)/stats.json`."""
     layout = layout or Layout()
     plain = to_plain(params) if isinstance(params, DictConfig) else dict(params)
-    name = training_tokenizer(plain)
+    name = training_tokenizer(plain) if key is None else key
+    sample_of = ((plain.get("tokenizers") or {}).get(name) or {}).get("max_pieces")
     src = layout.tokens_dir(name) / "sequences.parquet"
     if not src.exists():
         raise FileNotFoundError(f"{src}: sequences missing; run `dvc repro tokenize` first.")
@@ -46,6 +50,7 @@ def run_pack(params: Mapping[str, Any] | DictConfig, layout: Layout | None = Non
         "dtype": dtype.name,
         "splits": {},
         "jsonl": text_tokenizer is not None,
+        "max_pieces": sample_of,  # not null: a sample for T2 only; train refuses it
     }
     with atomic_dir(layout.packed_dir(name)) as tmp:
         for split in SPLITS:

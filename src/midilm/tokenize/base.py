@@ -39,14 +39,25 @@ class MusicTokenizer(Protocol):
 
 
 OUR_FAMILIES = ("midicompact", "simplified_midi", "simplified_midi_bend")
+# our name -> MidiTok class name; MidiTok (and the torch it imports) loads only when one is used,
+# so a stage or worker running our own families stays small (fast to fork)
+MIDITOK_CLASSES: dict[str, str] = {
+    "remi": "REMI",
+    "tsd": "TSD",
+    "midilike": "MIDILike",
+    "structured": "Structured",
+    "cpword": "CPWord",
+    "octuple": "Octuple",
+    "mmm": "MMM",
+}
 
 
 def build_tokenizer(cfg: Mapping[str, Any]) -> MusicTokenizer:
     """Build the tokenizer named by `cfg["name"]` (params.yaml's `tokenizer` group)."""
-    from midilm.tokenize.miditok_family import MIDITOK_CLASSES, MidiTokTokenizer
-
     name = str(cfg["name"]).lower()
     if name in MIDITOK_CLASSES:
+        from midilm.tokenize.miditok_family import MidiTokTokenizer
+
         return MidiTokTokenizer.from_config(name, cfg.get("miditok", {}))
     if name == "midicompact":
         from midilm.tokenize.midicompact import MidiCompactTokenizer
@@ -68,8 +79,6 @@ def load_tokenizer(path: str | Path) -> MusicTokenizer:
     """Load a tokenizer saved by the tokenize stage (`data/tokens/<name>/tokenizer.json`).
 
     Our families write a `family` field; a file without one is a MidiTok tokenizer."""
-    from midilm.tokenize.miditok_family import MidiTokTokenizer
-
     path = Path(path)
     if path.is_dir():
         path = path / "tokenizer.json"
@@ -89,4 +98,6 @@ def load_tokenizer(path: str | Path) -> MusicTokenizer:
             f"{path}: unknown tokenizer family {family!r}; expected one of "
             "midicompact, simplified_midi (or a MidiTok file without `family`)"
         )
+    from midilm.tokenize.miditok_family import MidiTokTokenizer
+
     return MidiTokTokenizer.load(path)

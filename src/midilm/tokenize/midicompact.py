@@ -18,7 +18,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -71,17 +71,6 @@ class MidiCompactConfig:
     end_held_note_s: float = 5.0  # decode: a note held longer is released
     fix_repeated_notes: bool = True
 
-    @classmethod
-    def from_mapping(cls, options: Mapping[str, Any]) -> MidiCompactConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(options) - known)
-        if unknown:
-            raise ValueError(
-                f"midicompact options {unknown} are unknown; use some of {sorted(known)} "
-                "(conf/tokenizer/midicompact.yaml)"
-            )
-        return cls(**dict(options))
-
     @property
     def step_s(self) -> float:
         """Seconds of one wait step (8 ms by default)."""
@@ -92,6 +81,8 @@ class MidiCompactTokenizer(NamedVocabTokenizer):
     """MIDICompact as a MusicTokenizer, plus `encode_segments`, `to_text` and `from_text`."""
 
     FAMILY = FAMILY
+    CONFIG = MidiCompactConfig
+    CONFIG_SOURCE = "conf/tokenizer/midicompact.yaml (`midicompact:` block)"
 
     def __init__(self, config: MidiCompactConfig | None = None, name: str | None = None) -> None:
         self.name = name or FAMILY
@@ -105,18 +96,12 @@ class MidiCompactTokenizer(NamedVocabTokenizer):
         self._step_ticks = round(c.step_s * DECODE_QPM / 60.0 * DECODE_TPQ)
         self._held_steps = round(c.end_held_note_s / c.step_s)
 
-    @classmethod
-    def from_config(
-        cls, options: Mapping[str, Any], name: str | None = None
-    ) -> MidiCompactTokenizer:
-        return cls(MidiCompactConfig.from_mapping(options), name)
-
     # --- the protocol -------------------------------------------------------------------------
 
-    def encode(self, score: symusic.Score) -> list[int]:
+    def encode_array(self, score: symusic.Score) -> np.ndarray:
         """The whole piece from time 0, every silence as waits (no `<start>`/`<end>`)."""
         time, pitch, bin_, _ = self._events(score)
-        return self._tokens(time, pitch, bin_, start=0).tolist()
+        return self._tokens(time, pitch, bin_, start=0)
 
     def encode_segments(self, score: symusic.Score) -> list[list[int]]:
         """The piece cut at each silence with no held note longer than `max_silence_s`; each

@@ -18,15 +18,8 @@ import miditok
 import numpy as np
 import symusic
 
-MIDITOK_CLASSES: dict[str, str] = {
-    "remi": "REMI",
-    "tsd": "TSD",
-    "midilike": "MIDILike",
-    "structured": "Structured",
-    "cpword": "CPWord",
-    "octuple": "Octuple",
-    "mmm": "MMM",
-}
+from midilm.tokenize.base import MIDITOK_CLASSES
+
 SPECIAL_TOKENS = ["PAD", "BOS", "EOS"]
 TRAINING_MODELS = ("BPE", "Unigram")
 

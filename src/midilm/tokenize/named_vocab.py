@@ -5,30 +5,70 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, fields, is_dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Self, TypeVar
 
+import numpy as np
 import symusic
+
+ConfigT = TypeVar("ConfigT")
+
+
+def config_from_mapping(
+    cls: type[ConfigT], mapping: Mapping[str, Any] | None, source: str = "params.yaml"
+) -> ConfigT:
+    """`cls(**mapping)` for a dataclass `cls`; keys `cls` lacks raise a ValueError that names
+    them, the known ones and `source` (where the mapping came from, e.g. a conf file)."""
+    if not is_dataclass(cls):
+        raise TypeError(f"config_from_mapping: {cls!r} is not a dataclass")
+    if mapping is None:
+        mapping = {}
+    if not isinstance(mapping, Mapping):
+        raise ValueError(
+            f"{source}: {cls.__name__} options must be a mapping, got {type(mapping).__name__}"
+        )
+    known = [f.name for f in fields(cls)]
+    unknown = sorted(str(k) for k in mapping if k not in known)
+    if unknown:
+        raise ValueError(
+            f"{source}: unknown {cls.__name__} option(s) {', '.join(unknown)}; "
+            f"known options: {', '.join(known)}"
+        )
+    return cls(**{str(k): v for k, v in mapping.items()})
 
 
 class NamedVocabTokenizer:
-    """Subclasses set `FAMILY`, `name`, `config` (a dataclass) and `_names` (ids -> names), and
-    implement `from_config`, `decode_with_report` and `from_text_with_report`."""
+    """Subclasses set `FAMILY`, `CONFIG` (a dataclass), `CONFIG_SOURCE` (the conf file its options
+    come from), and in `__init__` `name`, `config` and `_names` (ids -> names); they implement
+    `encode_array`, `decode_with_report` and `from_text_with_report`."""
 
     FAMILY: ClassVar[str]
+    CONFIG: ClassVar[type]
+    CONFIG_SOURCE: ClassVar[str]
     name: str
     config: Any
     _names: list[str]
     _vocab: dict[str, int]
+
+    def __init__(self, config: Any = None, name: str | None = None) -> None:
+        raise NotImplementedError
 
     def _set_names(self, names: list[str]) -> None:
         self._names = names
         self._vocab = {token: i for i, token in enumerate(names)}
 
     @classmethod
-    def from_config(cls, options: Mapping[str, Any], name: str | None = None) -> Self:
+    def from_config(cls, options: Mapping[str, Any] | None, name: str | None = None) -> Self:
+        """Build from a params/`tokenizer.json` options mapping (unknown keys are an error)."""
+        return cls(config_from_mapping(cls.CONFIG, options, cls.CONFIG_SOURCE), name)
+
+    def encode_array(self, score: symusic.Score) -> np.ndarray:
+        """Token ids (no `<start>`/`<end>`) as an int64 array: the stage's fast path."""
         raise NotImplementedError
+
+    def encode(self, score: symusic.Score) -> list[int]:
+        return self.encode_array(score).tolist()
 
     def decode_with_report(self, ids: Sequence[int]) -> tuple[symusic.Score, int]:
         raise NotImplementedError

@@ -15,8 +15,8 @@ the same field (cap, cap, ..., rest) that decoding adds up, so any value round-t
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -57,17 +57,6 @@ class SimplifiedMidiConfig:
     include_drums: bool = False
     program: int = 0  # program of the decoded track
 
-    @classmethod
-    def from_mapping(cls, options: Mapping[str, Any]) -> SimplifiedMidiConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(options) - known)
-        if unknown:
-            raise ValueError(
-                f"simplified_midi options {unknown} are unknown; use some of {sorted(known)} "
-                "(conf/tokenizer/simplified_midi.yaml)"
-            )
-        return cls(**dict(options))
-
 
 TPQ, QPM = 96, 120.0
 TICKS_PER_SECOND = TPQ * QPM / 60.0
@@ -77,6 +66,8 @@ class SimplifiedMidiTokenizer(NamedVocabTokenizer):
     """Simplified MIDI as a MusicTokenizer, with the report's text form (`to_text`)."""
 
     FAMILY = FAMILY
+    CONFIG = SimplifiedMidiConfig
+    CONFIG_SOURCE = "conf/tokenizer/simplified_midi*.yaml (`simplified_midi:` block)"
 
     def __init__(self, config: SimplifiedMidiConfig | None = None, name: str | None = None) -> None:
         self.config = c = config or SimplifiedMidiConfig()
@@ -94,17 +85,17 @@ class SimplifiedMidiTokenizer(NamedVocabTokenizer):
         for field, size in sizes.items():
             self._field_of[self._offset[field] : self._offset[field] + size] = FIELDS.index(field)
 
-    @classmethod
-    def from_config(
-        cls, options: Mapping[str, Any], name: str | None = None
-    ) -> SimplifiedMidiTokenizer:
-        return cls(SimplifiedMidiConfig.from_mapping(options), name)
+    @property
+    def time_grid_s(self) -> float:
+        """One tick in seconds (1/192 s): this encoding's real-time grid, where round-trip F1
+        compares notes (a piece's own tempo is not kept, so beats would not line up)."""
+        return 1.0 / TICKS_PER_SECOND
 
     # --- the protocol -------------------------------------------------------------------------
 
-    def encode(self, score: symusic.Score) -> list[int]:
+    def encode_array(self, score: symusic.Score) -> np.ndarray:
         """p v d t [b] ids per note (long d/t split into several tokens)."""
-        return self._ids(self.notes(score))
+        return self._id_array(self.notes(score))
 
     def decode_with_report(self, ids: Sequence[int]) -> tuple[symusic.Score, int]:
         """(score, dropped ids): out-of-range ids, fields out of order and incomplete notes
@@ -195,15 +186,15 @@ class SimplifiedMidiTokenizer(NamedVocabTokenizer):
                 continue
             rows.append((p, v, d, t, b))
         notes = np.asarray(rows, dtype=np.int64).reshape(-1, 5)
-        return self._ids(notes), dropped
+        return self._id_array(notes).tolist(), dropped
 
     # --- internals -----------------------------------------------------------------------------
 
-    def _ids(self, notes: np.ndarray) -> list[int]:
+    def _id_array(self, notes: np.ndarray) -> np.ndarray:
         """Note rows -> ids, vectorized: p v d.. t.. [b] per note, d/t split at their caps."""
         c, o = self.config, self._offset
         if not len(notes):
-            return []
+            return np.zeros(0, dtype=np.int64)
         d_full, d_rest, n_d = _split_counts(notes[:, 2], c.max_duration)
         t_full, t_rest, n_t = _split_counts(notes[:, 3], c.max_time)
         length = 2 + n_d + n_t + int(c.bend)
@@ -216,8 +207,7 @@ class SimplifiedMidiTokenizer(NamedVocabTokenizer):
         if c.bend:
             ids = np.where(k_t >= n_t[note], o["b"] + notes[note, 4], ids)
         ids = np.where(pos == 1, o["v"] + notes[note, 1], ids)
-        ids = np.where(pos == 0, o["p"] + notes[note, 0], ids)
-        return ids.tolist()
+        return np.where(pos == 0, o["p"] + notes[note, 0], ids)
 
     def _parse(self, ids: Sequence[int]) -> tuple[np.ndarray, int]:
         """Ids -> note rows (pitch, velocity, duration, time, bend) and the dropped-id count.

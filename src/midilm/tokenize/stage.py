@@ -1,12 +1,18 @@
-"""The tokenize stage: every piece of the augmented manifest -> BOS + tokens + EOS, with stats
-and the round-trip F1 of the test originals."""
+"""The tokenize stage: every piece of the augmented manifest -> BOS + tokens + EOS, with stats and
+the round-trip F1 of the test originals (raw, and on the tokenizer's own grid).
+
+Outputs in `data/tokens/<tok>/`: `tokenizer.json`, `sequences.parquet` and `stats.json`, all
+byte-identical across runs with the same inputs (downstream stages depend on them), and
+`speed.json`, the wall-clock measurement, which is not.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import math
 import time
-from collections.abc import Mapping
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,14 +22,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import symusic
 from omegaconf import DictConfig
-from tqdm import tqdm
 
 from midilm.common.io import atomic_dir, atomic_path, write_json_atomic
-from midilm.common.logging import get_logger, progress_disabled
+from midilm.common.logging import get_logger
 from midilm.common.params import to_plain
 from midilm.common.paths import Layout
 from midilm.tokenize.base import MusicTokenizer, build_tokenizer
 from midilm.tokenize.fidelity import match_notes, notes_at, notes_at_seconds, prf, time_grid_s
+from midilm.tokenize.parallel import Bounds, map_chunks, start_method, worker_state
 
 log = get_logger(__name__)
 
@@ -41,48 +47,131 @@ SEQUENCES_SCHEMA = pa.schema(
         ("ids", pa.list_(pa.int32())),
     ]
 )
+MANIFEST_COLUMNS = ("id", "source_id", "dataset", "split", "augmented", "n_notes", "duration_s")
 # sequences.parquet carries these so `pack` needs no other input
 META_TOKENIZER, META_VOCAB = b"midilm.tokenizer", b"midilm.vocab_size"
+STATS_FILE, SPEED_FILE = "stats.json", "speed.json"
 
 
-def encode_piece(tokenizer: MusicTokenizer, path: Path) -> tuple[list[int] | None, str | None]:
-    """(BOS + ids + EOS, None) or (None, reason) — a bad file is reported, never raised."""
+# --- encoding -----------------------------------------------------------------------------------
+
+
+def encode_ids(tokenizer: MusicTokenizer, score: symusic.Score) -> np.ndarray:
+    """Token ids of `score` (no BOS/EOS) as int64; uses `encode_array` where a family has it."""
+    fast = getattr(tokenizer, "encode_array", None)
+    ids = fast(score) if fast is not None else tokenizer.encode(score)
+    return np.asarray(ids, dtype=np.int64)
+
+
+def encode_piece(tokenizer: MusicTokenizer, path: Path | str) -> tuple[np.ndarray | None, str]:
+    """(BOS + ids + EOS as int32, "") or (None, reason): a bad file is reported, never raised."""
     try:
         score = symusic.Score(str(path))
     except Exception as exc:  # reported, never raised
         return None, f"load_error: {type(exc).__name__}: {exc}"
     try:
-        ids = tokenizer.encode(score)
+        ids = encode_ids(tokenizer, score)
     except Exception as exc:  # reported, never raised
         return None, f"encode_error: {type(exc).__name__}: {exc}"
-    if not ids:
+    if not ids.size:
         return None, "empty: no tokens (no note inside the tokenizer's pitch range?)"
-    return [tokenizer.bos_id, *ids, tokenizer.eos_id], None
+    out = np.empty(ids.size + 2, dtype=np.int32)
+    out[0], out[1:-1], out[-1] = tokenizer.bos_id, ids, tokenizer.eos_id
+    return out, ""
 
+
+@dataclass(frozen=True)
+class EncodedFiles:
+    """Sequences of consecutive files: `lengths[i]` ids of file i (BOS and EOS included; 0 for
+    a failed file) concatenated in `values`, and (file index, reason) for each failure."""
+
+    lengths: np.ndarray  # int64
+    values: np.ndarray  # int32
+    failures: tuple[tuple[int, str], ...]
+
+    @staticmethod
+    def concat(parts: Sequence[EncodedFiles]) -> EncodedFiles:
+        if not parts:
+            return EncodedFiles(np.zeros(0, np.int64), np.zeros(0, np.int32), ())
+        return EncodedFiles(
+            np.concatenate([p.lengths for p in parts]),
+            np.concatenate([p.values for p in parts]),
+            tuple(f for p in parts for f in p.failures),
+        )
+
+
+def _encode_chunk(bounds: Bounds) -> EncodedFiles:
+    """Pool job: read and encode files start..stop-1 of the worker's path list."""
+    tokenizer, paths = worker_state()
+    start, stop = bounds
+    lengths = np.zeros(stop - start, dtype=np.int64)
+    arrays: list[np.ndarray] = []
+    failures: list[tuple[int, str]] = []
+    for k in range(start, stop):
+        ids, reason = encode_piece(tokenizer, paths[k])
+        if ids is None:
+            failures.append((k, reason))
+            continue
+        lengths[k - start] = ids.size
+        arrays.append(ids)
+    values = np.concatenate(arrays) if arrays else np.zeros(0, dtype=np.int32)
+    return EncodedFiles(lengths, values, tuple(failures))
+
+
+def encode_files(
+    tokenizer: MusicTokenizer, paths: Sequence[Path | str], workers: int, desc: str = "tokenize"
+) -> EncodedFiles:
+    """Encode `paths` on `workers` processes: the same result, in path order, for any count."""
+    return EncodedFiles.concat(map_chunks(tokenizer, _encode_chunk, paths, workers, desc))
+
+
+# --- round trip ---------------------------------------------------------------------------------
 
 RoundTrip = tuple[int, int, int]  # matched, reference notes, decoded notes
 
 
-def roundtrip_counts(
-    tokenizer: MusicTokenizer, path: Path, onset_tol_ticks: int = 1
-) -> RoundTrip | None:
-    """(matched, reference notes, decoded notes) of encode -> decode for one file, or None."""
-    tpq = int(getattr(tokenizer, "resolution", 0)) or None
-    try:
-        reference = symusic.Score(str(path))
-        decoded = tokenizer.decode(tokenizer.encode(reference))
-    except Exception:  # already reported in `failed`
-        return None
+def compare_notes(
+    tokenizer: MusicTokenizer,
+    reference: symusic.Score,
+    decoded: symusic.Score,
+    onset_tol_ticks: int = 1,
+    duration_tol: float = 0.2,
+) -> RoundTrip:
+    """(matched, reference notes, decoded notes) at the tokenizer's grid: seconds for real-time
+    tokenizers (tempo-independent), else its positions per quarter."""
     step_s = time_grid_s(tokenizer)
-    if step_s is not None:  # real-time tokenizer: compare in seconds, tempo-independent
+    if step_s is not None:
         ref, dec = notes_at_seconds(reference, step_s), notes_at_seconds(decoded, step_s)
     else:
-        base = tpq or decoded.ticks_per_quarter
+        base = int(getattr(tokenizer, "resolution", 0)) or decoded.ticks_per_quarter
         ref, dec = notes_at(reference, base), notes_at(decoded, base)
-    return match_notes(ref, dec, onset_tol_ticks), len(ref), len(dec)
+    return match_notes(ref, dec, onset_tol_ticks, duration_tol), len(ref), len(dec)
 
 
-def roundtrip_summary(counts: list[RoundTrip | None]) -> dict[str, Any]:
+def roundtrip_counts(
+    tokenizer: MusicTokenizer, path: Path | str, onset_tol_ticks: int = 1
+) -> tuple[RoundTrip, RoundTrip] | None:
+    """(raw, on grid) counts for one file, or None when it fails.
+
+    raw: decode(encode(piece)) against the piece, within `onset_tol_ticks` grid steps.
+    on grid: the piece snapped to the tokenizer's grid and rules (g = decode(encode(piece)))
+    against decode(encode(g)), matched exactly (same pitch, onset and duration step)."""
+    try:
+        reference = symusic.Score(str(path))
+        once = tokenizer.decode(tokenizer.encode(reference))
+        twice = tokenizer.decode(tokenizer.encode(once))
+    except Exception:  # already reported in `failed`
+        return None
+    raw = compare_notes(tokenizer, reference, once, onset_tol_ticks)
+    return raw, compare_notes(tokenizer, once, twice, 0, 0.0)
+
+
+def _roundtrip_chunk(bounds: Bounds) -> list[tuple[RoundTrip, RoundTrip] | None]:
+    tokenizer, paths = worker_state()
+    return [roundtrip_counts(tokenizer, paths[k]) for k in range(*bounds)]
+
+
+def roundtrip_summary(counts: Sequence[RoundTrip | None]) -> dict[str, Any]:
     """Micro-averaged note P/R/F1 from `roundtrip_counts` results (None: a failed file)."""
     done = [c for c in counts if c is not None]
     if not done:
@@ -93,17 +182,34 @@ def roundtrip_summary(counts: list[RoundTrip | None]) -> dict[str, Any]:
 
 
 def roundtrip_f1(
-    tokenizer: MusicTokenizer, paths: list[Path], onset_tol_ticks: int = 1
-) -> dict[str, Any]:
-    """Micro-averaged note P/R/F1 of encode -> decode over `paths` at the tokenizer's grid."""
-    return roundtrip_summary([roundtrip_counts(tokenizer, p, onset_tol_ticks) for p in paths])
+    tokenizer: MusicTokenizer, paths: Sequence[Path | str], workers: int = 1
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(raw, on grid) micro-averaged note P/R/F1 of encode -> decode over `paths`."""
+    chunks = map_chunks(tokenizer, _roundtrip_chunk, paths, workers, "round-trip")
+    counts = [c for chunk in chunks for c in chunk]
+    raw = roundtrip_summary([c[0] if c else None for c in counts])
+    return raw, roundtrip_summary([c[1] if c else None for c in counts])
+
+
+# --- params -------------------------------------------------------------------------------------
 
 
 def tokenizer_entry(plain: Mapping[str, Any], key: str | None) -> tuple[str, dict[str, Any]]:
-    """(output name, config) of tokenizer `key` in params.tokenizers; None: the training one."""
-    training = dict(plain["tokenizer"])
-    key = str(key or training["name"])
-    entries = dict(plain.get("tokenizers") or {training["name"]: training})
+    """(output name, config) of tokenizer `key` in params.tokenizers. Without a key: the
+    `tokenizer` group's name if params have one, else the only entry of `tokenizers`."""
+    single = plain.get("tokenizer")
+    entries = dict(plain.get("tokenizers") or ({single["name"]: single} if single else {}))
+    if key is None:
+        if single:
+            key = str(single["name"])
+        elif len(entries) == 1:
+            key = next(iter(entries))
+        else:
+            raise KeyError(
+                f"params.yaml: name the tokenizer to run, one of {', '.join(entries) or 'none'} "
+                "(`python -m stages.tokenize <key>`)"
+            )
+    key = str(key)
     if key not in entries:
         raise KeyError(
             f"params.yaml: tokenizer {key!r} is not in `tokenizers` ({', '.join(entries)}); "
@@ -136,32 +242,7 @@ def train_tokenizer(
     return {"model": model, "vocab_size": size, "files": len(paths)}
 
 
-_WORKER_TOKENIZER: MusicTokenizer | None = None
-
-
-def _init_worker(tokenizer: MusicTokenizer) -> None:
-    global _WORKER_TOKENIZER
-    _WORKER_TOKENIZER = tokenizer
-
-
-def _encode_job(path: Path) -> tuple[list[int] | None, str | None]:
-    assert _WORKER_TOKENIZER is not None
-    return encode_piece(_WORKER_TOKENIZER, path)
-
-
-def _roundtrip_job(path: Path) -> RoundTrip | None:
-    assert _WORKER_TOKENIZER is not None
-    return roundtrip_counts(_WORKER_TOKENIZER, path)
-
-
-def _map(tokenizer: MusicTokenizer, fn: Any, paths: list[Path], workers: int, desc: str) -> list:
-    """`fn` over `paths` in order, in `workers` processes (each holding one tokenizer copy)."""
-    bar = {"total": len(paths), "desc": desc, "disable": progress_disabled()}
-    if workers <= 1 or len(paths) < 2 * workers:
-        _init_worker(tokenizer)
-        return [fn(p) for p in tqdm(paths, **bar)]
-    with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(tokenizer,)) as pool:
-        return list(tqdm(pool.map(fn, paths, chunksize=16), **bar))
+# --- the stage ----------------------------------------------------------------------------------
 
 
 def run_tokenize(
@@ -170,8 +251,8 @@ def run_tokenize(
     key: str | None = None,
     workers: int | None = None,
 ) -> dict[str, Any]:
-    """Run the stage for tokenizer `key` of params.tokenizers (None: the training tokenizer);
-    returns the stats written to `tokens_dir(key)/stats.json`."""
+    """Run the stage for tokenizer `key` of params.tokenizers (see `tokenizer_entry`); returns
+    the stats written to `tokens_dir(key)/stats.json` (the timing goes to `speed.json`)."""
     layout = layout or Layout()
     plain = to_plain(params) if isinstance(params, DictConfig) else dict(params)
     name, cfg = tokenizer_entry(plain, key)
@@ -184,97 +265,148 @@ def run_tokenize(
         )
     manifest = pd.read_parquet(layout.augment_manifest)
     seed = int(plain.get("seed", 0))
-    records = manifest.to_dict("records")
-    chosen = seeded_sample([r["id"] for r in records], cfg.get("max_pieces"), seed)
-    records = [r for r in records if r["id"] in chosen]
+    chosen = seeded_sample(list(manifest["id"]), cfg.get("max_pieces"), seed)
+    pieces = manifest[manifest["id"].isin(chosen)].reset_index(drop=True)
 
     trained = None
     if cfg.get("train"):
-        train_ids = [r["id"] for r in records if r["split"] == "train"]
+        train_ids = list(pieces.loc[pieces["split"] == "train", "id"])
         sample = seeded_sample(train_ids, cfg["train"].get("max_files"), seed)
-        paths = [layout.root / r["path"] for r in records if r["id"] in sample]
+        paths = [layout.root / p for p in pieces.loc[pieces["id"].isin(sample), "path"]]
         trained = train_tokenizer(tokenizer, cfg["train"], paths)
 
     start = time.perf_counter()
-    paths = [layout.root / r["path"] for r in records]
-    encoded = _map(tokenizer, _encode_job, paths, workers, f"tokenize {name}")
-    seconds = time.perf_counter() - start
-    rows: list[dict[str, Any]] = []
-    failed: list[dict[str, str]] = []
-    keep = ("id", "source_id", "dataset", "split", "augmented", "n_notes", "duration_s")
-    for row, (ids, reason) in zip(records, encoded, strict=True):
-        if ids is None:
-            log.warning("tokenize %s: skipped %s (%s)", name, row["id"], reason)
-            failed.append({"id": row["id"], "reason": str(reason)})
-            continue
-        rows.append({**{k: row[k] for k in keep}, "n_tokens": len(ids), "ids": ids})
-
-    test_paths = [
-        layout.root / r["path"]
-        for r in manifest.to_dict("records")
-        if r["split"] == "test" and not r["augmented"]
-    ]
-    roundtrip = roundtrip_summary(
-        _map(tokenizer, _roundtrip_job, test_paths, workers, f"round-trip {name}")
+    encoded = encode_files(
+        tokenizer, [layout.root / p for p in pieces["path"]], workers, f"tokenize {name}"
     )
-    stats = _stats(name, tokenizer, rows, failed, roundtrip)
-    stats["family"] = str(cfg.get("family") or cfg["name"])
-    stats["max_pieces"] = cfg.get("max_pieces")
-    stats["trained"] = trained
-    stats["speed"] = {
-        "files": len(records),
-        "workers": workers,
-        "seconds": round(seconds, 3),
-        "encode_files_per_s": round(len(records) / seconds, 2) if seconds > 0 else None,
-    }
+    seconds = time.perf_counter() - start
+    failed = [{"id": str(pieces["id"][i]), "reason": reason} for i, reason in encoded.failures]
+    for f in failed:
+        log.warning("tokenize %s: skipped %s (%s)", name, f["id"], f["reason"])
 
+    originals = manifest[(manifest["split"] == "test") & ~manifest["augmented"].astype(bool)]
+    raw, on_grid = roundtrip_f1(tokenizer, [layout.root / p for p in originals["path"]], workers)
+
+    kept = encoded.lengths > 0
+    table = sequences_table(pieces[kept], encoded, name, tokenizer.vocab_size)
+    stats = _stats(name, tokenizer, pieces[kept], encoded.lengths[kept], failed)
+    stats.update(
+        roundtrip=raw,
+        roundtrip_on_grid=on_grid,
+        family=str(cfg.get("family") or cfg["name"]),
+        max_pieces=cfg.get("max_pieces"),
+        trained=trained,
+    )
+    speed = {
+        "tokenizer": name,
+        "files": len(pieces),
+        "workers": workers,
+        "start_method": start_method() if workers > 1 else None,
+        "seconds": round(seconds, 3),
+        "encode_files_per_s": round(len(pieces) / seconds, 2) if seconds > 0 else None,
+    }
     with atomic_dir(layout.tokens_dir(name)) as tmp:
         tokenizer.save(tmp / "tokenizer.json")
-        write_sequences(tmp / "sequences.parquet", rows, name, tokenizer.vocab_size)
-        write_json_atomic(tmp / "stats.json", stats)
+        write_table(tmp / "sequences.parquet", table)
+        write_json_atomic(tmp / STATS_FILE, stats)
+        write_json_atomic(tmp / SPEED_FILE, speed)
     log.info(
-        "tokenize %s: %d sequences, %d tokens, %d failed, round-trip F1 %s",
+        "tokenize %s: %d sequences, %d tokens, %d failed, round-trip F1 %s (on grid %s), "
+        "%s files/s",
         name,
         stats["sequences"],
         stats["tokens"],
         len(failed),
-        roundtrip["f1"],
+        raw["f1"],
+        on_grid["f1"],
+        speed["encode_files_per_s"],
     )
     return stats
 
 
-def write_sequences(path: Path, rows: list[dict[str, Any]], name: str, vocab_size: int) -> None:
-    """sequences.parquet with the exact schema (ids list<int32>) and the tokenizer in metadata."""
-    columns = {f.name: [r[f.name] for r in rows] for f in SEQUENCES_SCHEMA}
+# --- sequences.parquet --------------------------------------------------------------------------
+
+
+def ids_column(
+    lengths: np.ndarray, values: np.ndarray, max_chunk_ids: int = 2**31 - 1
+) -> pa.ChunkedArray:
+    """list<int32> column of the sequences laid end to end in `values`, `lengths` ids each: one
+    Arrow chunk, or several of at most `max_chunk_ids` ids (int32 offsets end at 2**31 - 1)."""
+    offsets = np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)])
+    chunks, start = [], 0
+    while start < len(lengths):
+        last = int(np.searchsorted(offsets, offsets[start] + max_chunk_ids, side="right")) - 1
+        stop = max(last, start + 1)
+        if offsets[stop] - offsets[start] > max_chunk_ids:
+            raise ValueError(f"a sequence of {lengths[start]} ids is over {max_chunk_ids} ids")
+        local = (offsets[start : stop + 1] - offsets[start]).astype(np.int32)
+        chunk = values[offsets[start] : offsets[stop]].astype(np.int32, copy=False)
+        chunks.append(pa.ListArray.from_arrays(pa.array(local), pa.array(chunk)))
+        start = stop
+    return pa.chunked_array(chunks, pa.list_(pa.int32()))
+
+
+def sequences_table(
+    pieces: pd.DataFrame, encoded: EncodedFiles, name: str, vocab_size: int
+) -> pa.Table:
+    """The sequences.parquet table: `pieces` (manifest rows of the kept files, in order) with
+    `n_tokens` and `ids` from `encoded`; the tokenizer name and vocab size in its metadata."""
+    lengths = encoded.lengths[encoded.lengths > 0]
+    if len(lengths) != len(pieces):
+        raise ValueError(f"{len(pieces)} pieces but {len(lengths)} encoded sequences")
+    columns: dict[str, Any] = {
+        c: pa.array(pieces[c].tolist(), type=SEQUENCES_SCHEMA.field(c).type)
+        for c in MANIFEST_COLUMNS
+    }
+    columns["n_tokens"] = pa.array(lengths, type=pa.int64())
+    columns["ids"] = ids_column(lengths, encoded.values)
     meta = {META_TOKENIZER: name.encode(), META_VOCAB: str(vocab_size).encode()}
-    table = pa.Table.from_pydict(columns, schema=SEQUENCES_SCHEMA.with_metadata(meta))
+    return pa.table(columns, schema=SEQUENCES_SCHEMA.with_metadata(meta))
+
+
+def write_table(path: Path, table: pa.Table) -> None:
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp)
+
+
+def write_sequences(path: Path, rows: list[dict[str, Any]], name: str, vocab_size: int) -> None:
+    """sequences.parquet from row dicts (MANIFEST_COLUMNS + `ids`), e.g. for test fixtures."""
+    lengths = np.asarray([len(r["ids"]) for r in rows], dtype=np.int64)
+    values = np.asarray([i for r in rows for i in r["ids"]], dtype=np.int32)
+    pieces = pd.DataFrame([{c: r[c] for c in MANIFEST_COLUMNS} for r in rows])
+    pieces = pieces if rows else pd.DataFrame(columns=list(MANIFEST_COLUMNS))
+    table = sequences_table(pieces, EncodedFiles(lengths, values, ()), name, vocab_size)
+    write_table(path, table)
+
+
+# --- stats.json ---------------------------------------------------------------------------------
 
 
 def _stats(
     name: str,
     tokenizer: MusicTokenizer,
-    rows: list[dict[str, Any]],
+    pieces: pd.DataFrame,
+    lengths: np.ndarray,
     failed: list[dict[str, str]],
-    roundtrip: dict[str, Any],
 ) -> dict[str, Any]:
-    lengths = np.asarray([r["n_tokens"] for r in rows], dtype=np.int64)
+    """Counts and length percentiles of the kept sequences (deterministic: no timings)."""
     tokens = int(lengths.sum())
-    notes = int(sum(int(r["n_notes"]) for r in rows))
-    duration = float(sum(float(r["duration_s"]) for r in rows))
+    n_notes = pieces["n_notes"].to_numpy(dtype=np.int64)
+    notes = int(n_notes.sum())
+    duration = math.fsum(pieces["duration_s"].astype(float))
+    split = pieces["split"].to_numpy()
     per_split = {
-        split: {
-            "sequences": sum(1 for r in rows if r["split"] == split),
-            "tokens": sum(int(r["n_tokens"]) for r in rows if r["split"] == split),
-            "notes": sum(int(r["n_notes"]) for r in rows if r["split"] == split),
+        s: {
+            "sequences": int((split == s).sum()),
+            "tokens": int(lengths[split == s].sum()),
+            "notes": int(n_notes[split == s].sum()),
         }
-        for split in SPLITS
+        for s in SPLITS
     }
     return {
         "tokenizer": name,
         "vocab_size": int(tokenizer.vocab_size),
-        "sequences": len(rows),
+        "sequences": len(lengths),
         "tokens": tokens,
         "notes": notes,
         "duration_s": _r(duration),
@@ -284,7 +416,6 @@ def _stats(
         "seq_len_p95": _r(float(np.percentile(lengths, 95))) if lengths.size else None,
         "failed": sorted(failed, key=lambda f: f["id"]),
         "per_split": per_split,
-        "roundtrip": roundtrip,
     }
 
 

@@ -23,16 +23,25 @@ def load_stream(prefix: Path, context: int) -> np.ndarray:
 
 
 def random_batch(
-    tokens: np.ndarray, context: int, batch_size: int, seed: int, step: int, micro: int = 0
+    tokens: np.ndarray,
+    context: int,
+    batch_size: int,
+    seed: int,
+    step: int,
+    micro: int = 0,
+    rank: int = 0,
+    world_size: int = 1,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(inputs, targets) int64 [batch, context] at random starts drawn from (seed, step, micro).
 
     A batch depends only on its coordinates, never on the batches before it, so a resumed run
-    sees exactly the batches an uninterrupted one would.
+    sees exactly the batches an uninterrupted one would. With several processes the global batch
+    of `world_size` x `batch_size` windows is drawn once and rank r takes the r-th slice: ranks see
+    different windows, and together exactly those of one process with `world_size` x the batch.
     """
     rng = np.random.default_rng([seed, step, micro])
-    starts = rng.integers(0, tokens.size - context, size=batch_size)
-    return _windows(tokens, starts, context)
+    starts = rng.integers(0, tokens.size - context, size=batch_size * world_size)
+    return _windows(tokens, starts[rank * batch_size : (rank + 1) * batch_size], context)
 
 
 def sequential_batches(

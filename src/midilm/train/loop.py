@@ -1,15 +1,20 @@
 """The training loop, top to bottom: batch, forward, loss, backward, step, log, evaluate.
 
-Plain PyTorch on a `transformers` model; no Trainer. Each optimizer step draws its batches from
-(seed, step), so a checkpoint needs only the weights, the optimizer, the step and the torch RNG.
+Plain PyTorch on a `transformers` model; no Trainer. The strategy (one process, DDP, DeepSpeed)
+hides behind an engine (`midilm.train.engine`). Each optimizer step draws its batches from
+(seed, step, rank), so a checkpoint needs only the weights, the optimizer, the step and the RNGs.
+With several processes every rank runs this loop; only rank 0 logs, and all ranks agree on
+stopping (a SIGTERM on any rank stops all after the same step).
 """
 
 from __future__ import annotations
 
+import contextlib
+import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -19,9 +24,15 @@ from tqdm import tqdm
 from midilm.common.logging import get_logger, progress_disabled
 from midilm.train.checkpoint import CheckpointPolicy, load_latest, save_checkpoint
 from midilm.train.data import random_batch, sequential_batches
-from midilm.train.optim import lr_at, make_optimizer
+from midilm.train.distributed import DistContext, all_reduce_sum
+from midilm.train.optim import lr_at
+
+if TYPE_CHECKING:
+    from midilm.train.engine import DeepSpeedEngine, TorchEngine
+    from midilm.train.tracking import Trackers
 
 log = get_logger(__name__)
+ALONE = DistContext()  # one process
 
 
 @dataclass
@@ -59,94 +70,128 @@ def lm_loss(model: torch.nn.Module, inputs: torch.Tensor, targets: torch.Tensor)
 
 
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, batches: list[tuple[torch.Tensor, torch.Tensor]]) -> float:
-    """Mean loss over fixed validation batches (dropout off), weighted by tokens."""
+def evaluate(
+    model: torch.nn.Module,
+    batches: list[tuple[torch.Tensor, torch.Tensor]],
+    ctx: DistContext = ALONE,
+    precision: Callable[[], contextlib.AbstractContextManager[None]] = contextlib.nullcontext,
+) -> float:
+    """Mean loss over fixed validation batches (dropout off), weighted by tokens.
+
+    With several processes each batch is split in `world_size` equal row slices, rank r takes
+    the r-th, and the sums are reduced: the same windows as one process evaluates alone.
+    """
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
     total = count = 0.0
-    for inputs, targets in batches:
-        loss = lm_loss(model, inputs.to(device), targets.to(device))
+    for full_inputs, full_targets in batches:
+        rows = -(-full_inputs.size(0) // ctx.world_size)
+        part = slice(ctx.rank * rows, (ctx.rank + 1) * rows)
+        inputs, targets = full_inputs[part], full_targets[part]
+        if targets.numel() == 0:
+            continue
+        with precision():
+            loss = lm_loss(model, inputs.to(device), targets.to(device))
         total += float(loss) * targets.numel()
         count += targets.numel()
     model.train(was_training)
+    total, count = all_reduce_sum([total, count])
     return total / count
 
 
+def default_val_metrics(val_loss: float) -> dict[str, float]:
+    return {"val/loss": val_loss, "val/perplexity": math.exp(val_loss)}
+
+
 def train(
-    model: torch.nn.Module,
+    engine: TorchEngine | DeepSpeedEngine,
     train_tokens: np.ndarray,
     valid_tokens: np.ndarray,
     cfg: Mapping[str, Any],
     context: int,
     seed: int,
+    ctx: DistContext = ALONE,
     checkpoint: CheckpointPolicy | None = None,
     stop_requested: Callable[[], bool] = lambda: False,
+    trackers: Trackers | None = None,
+    val_metrics: Callable[[float], dict[str, float]] = default_val_metrics,
 ) -> TrainResult:
-    """Train `model` in place for `cfg["steps"]` optimizer steps (params.yaml's `train` group).
+    """Train `engine.module` in place for `cfg["steps"]` optimizer steps (the `train` group).
 
     With a checkpoint policy it resumes from the newest checkpoint of the same run and saves one
-    every `policy.interval` steps; when `stop_requested()` turns true it saves and raises
-    `Preempted`. A resumed run ends exactly where an uninterrupted one does.
+    every `policy.interval` steps; when `stop_requested()` turns true on any rank it saves and
+    raises `Preempted` on every rank. A resumed run ends exactly where an uninterrupted one does.
+    `trackers` (rank 0) receive train loss, lr and tokens/s each step and `val_metrics` at each
+    evaluation; they only observe.
     """
-    device = next(model.parameters()).device
+    device = engine.device
     steps, batch_size = int(cfg["steps"]), int(cfg["batch_size"])
     accum, eval_interval = int(cfg["grad_accum"]), int(cfg["eval_interval"])
-    valid = sequential_batches(valid_tokens, context, batch_size, int(cfg["eval_batches"]))
-    optimizer = make_optimizer(model, cfg)
+    step_tokens = ctx.world_size * accum * batch_size * context
+    valid = sequential_batches(  # eval_batches global batches, split over the ranks
+        valid_tokens, context, batch_size * ctx.world_size, int(cfg["eval_batches"])
+    )
     result = TrainResult()
-    start_step = _resume(checkpoint, model, optimizer, result)
-    model.train()
+    start_step = _resume(checkpoint, engine, ctx, result)
+    engine.module.train()
 
     bar = tqdm(
         range(start_step, steps),
         initial=start_step,
         total=steps,
         desc="train",
-        disable=progress_disabled(),
+        disable=progress_disabled() or not ctx.is_main,
         dynamic_ncols=True,
     )
     for step in bar:
         lr = lr_at(step, cfg)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
+        engine.set_lr(lr)
         _sync(device)
         start = time.perf_counter()
 
         # batch, forward, loss, backward (gradients accumulate over `accum` micro-batches)
         step_loss = 0.0
         for micro in range(accum):
-            inputs, targets = random_batch(train_tokens, context, batch_size, seed, step, micro)
-            loss = lm_loss(model, inputs.to(device), targets.to(device)) / accum
-            loss.backward()
-            step_loss += float(loss.detach())
+            inputs, targets = random_batch(
+                train_tokens, context, batch_size, seed, step, micro, ctx.rank, ctx.world_size
+            )
+            last = micro == accum - 1
+            step_loss += engine.micro_step(inputs.to(device), targets.to(device), accum, last)
 
-        # step
-        torch.nn.utils.clip_grad_norm_(model.parameters(), float(cfg["grad_clip"]))
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+        # step; the global loss and the stop vote in one reduction
+        engine.optimizer_step()
+        loss_sum, stop_votes = all_reduce_sum([step_loss, float(stop_requested())])
+        step_loss = loss_sum / ctx.world_size
         _sync(device)
-        result.train_seconds += time.perf_counter() - start
-        result.tokens_seen += accum * batch_size * context
+        seconds = time.perf_counter() - start
+        result.train_seconds += seconds
+        result.tokens_seen += step_tokens
 
         # log, evaluate
+        done, stopping = step + 1, stop_votes > 0
         val_loss = None
-        if (step + 1) % eval_interval == 0 or step + 1 == steps:
-            val_loss = evaluate(model, valid)
+        logged = {"train/loss": step_loss, "train/lr": lr}
+        logged["train/tokens_per_s"] = step_tokens / max(seconds, 1e-9)
+        if done % eval_interval == 0 or done == steps:
+            val_loss = evaluate(engine.module, valid, ctx, engine.autocast)
             result.val_loss = val_loss
-            log.info("step %d: train loss %.4f, val loss %.4f", step + 1, step_loss, val_loss)
-        result.rows.append(LogRow(step + 1, step_loss, val_loss, lr))
+            logged.update(val_metrics(val_loss))
+            if ctx.is_main:
+                log.info("step %d: train loss %.4f, val loss %.4f", done, step_loss, val_loss)
+        result.rows.append(LogRow(done, step_loss, val_loss, lr))
+        if trackers is not None:
+            trackers.log(done, logged)
         speed = result.tokens_seen / max(result.train_seconds, 1e-9)
         bar.set_postfix(loss=f"{step_loss:.3f}", tok_s=f"{speed:,.0f}")
 
         # checkpoint (every `interval` steps, and before stopping on request)
-        done, stopping = step + 1, stop_requested()
         if checkpoint and done < steps and (stopping or done % checkpoint.interval == 0):
             rows = [[r.step, r.train_loss, r.val_loss, r.lr] for r in result.rows]
             save_checkpoint(
                 checkpoint,
-                model,
-                optimizer,
+                engine,
+                ctx,
                 done,
                 rows,
                 result.tokens_seen,
@@ -160,12 +205,12 @@ def train(
 
 def _resume(
     checkpoint: CheckpointPolicy | None,
-    model: torch.nn.Module,
-    optimizer: torch.optim.Optimizer,
+    engine: TorchEngine | DeepSpeedEngine,
+    ctx: DistContext,
     result: TrainResult,
 ) -> int:
-    """Load the newest checkpoint into model, optimizer and result; the step to start from."""
-    resumed = load_latest(checkpoint, model, optimizer) if checkpoint else None
+    """Load the newest checkpoint into the engine and result; the step to start from."""
+    resumed = load_latest(checkpoint, engine, ctx) if checkpoint else None
     if resumed is None:
         return 0
     result.rows = [LogRow(int(s), float(t), v, float(lr)) for s, t, v, lr in resumed.rows]

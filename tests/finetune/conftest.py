@@ -1,0 +1,225 @@
+"""Tiny randomly initialised Llama and Mistral bases saved to a temp dir, with a real BPE
+tokenizer trained on Simplified MIDI text of the Bach chorales (no hub access)."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import symusic
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM
+
+from midilm.common.paths import Layout
+from midilm.models.lora import train_offline_tokenizer
+from midilm.tokenize.base import build_tokenizer
+from midilm.tokenize.simplified_midi import SimplifiedMidiTokenizer
+from midilm.tokenize.stage import write_sequences
+from midilm.train.instruct import run_lora_training
+from midilm.train.instruct_data import Header
+
+CONTEXT = 256
+# Wider than the default 0.02: after the final RMSNorm a 32-wide model's logits could otherwise
+# move by well under 1 nat, so no adapter could fit anything (a pretrained model is not so flat).
+INIT_RANGE = 0.2
+ARCHITECTURES = {
+    "llama": (LlamaConfig, LlamaForCausalLM),
+    "mistral": (MistralConfig, MistralForCausalLM),
+}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread() -> Iterator[None]:
+    """Torch on one thread: the test machine's cores are shared, and tiny models gain nothing."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def chorale_texts(chorale_midis: list[Path]) -> list[str]:
+    """Simplified MIDI text of the twelve chorales (the tokenizer's text form)."""
+    tokenizer = SimplifiedMidiTokenizer()
+    return [tokenizer.to_text(tokenizer.encode(symusic.Score(str(p)))) for p in chorale_midis]
+
+
+@pytest.fixture(scope="session")
+def texts_train(chorale_texts: list[str]) -> list[str]:
+    return chorale_texts[:8]
+
+
+@pytest.fixture(scope="session")
+def texts_valid(chorale_texts: list[str]) -> list[str]:
+    return chorale_texts[8:10]
+
+
+def save_tiny_base(kind: str, texts: list[str], out: Path) -> Path:
+    """A 2-layer random `kind` (llama or mistral) and its BPE tokenizer (save_pretrained)."""
+    tokenizer = train_offline_tokenizer(texts, 1024, [Header().system])
+    config_cls, model_cls = ARCHITECTURES[kind]
+    config = config_cls(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        max_position_embeddings=CONTEXT,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        tie_word_embeddings=False,
+        initializer_range=INIT_RANGE,
+    )
+    torch.manual_seed(0)
+    model_cls(config).save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="session", params=sorted(ARCHITECTURES))
+def tiny_base(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, texts_train: list[str]
+) -> Path:
+    """A tiny random Llama, then a tiny random Mistral (each test using it runs on both)."""
+    return save_tiny_base(request.param, texts_train, tmp_path_factory.mktemp(request.param))
+
+
+@pytest.fixture(scope="session")
+def tiny_llama(tmp_path_factory: pytest.TempPathFactory, texts_train: list[str]) -> Path:
+    return save_tiny_base("llama", texts_train, tmp_path_factory.mktemp("llama_only"))
+
+
+def _model_cfg(base_model: str | None, **extra: Any) -> dict[str, Any]:
+    return {
+        "name": "lora",
+        "family": "lora",
+        "tokenizer": "simplified_midi",
+        "size": "smoke",
+        "base_model": base_model,
+        "context": CONTEXT,
+        "lora_r": 4,
+        "lora_alpha": 8,
+        "lora_dropout": 0.0,
+        "quantize": "none",
+        "dtype": "float32",
+        "rope_scaling": None,
+        "prompt_fraction": 0.1,
+        "offline_base": {
+            "n_layer": 2,
+            "hidden": 32,
+            "heads": 2,
+            "intermediate": 64,
+            "vocab_size": 1024,
+            "pretrain_steps": 4,
+            "pretrain_batch_size": 4,
+            "pretrain_context": 64,
+        },
+        **extra,
+    }
+
+
+def _train_cfg(**extra: Any) -> dict[str, Any]:
+    return {
+        "steps": 6,
+        "batch_size": 4,
+        "grad_accum": 2,
+        "lr": 1e-2,
+        "min_lr": 1e-3,
+        "warmup_steps": 1,
+        "schedule": "cosine",
+        "weight_decay": 0.001,
+        "betas": [0.9, 0.99],
+        "eps": 1e-8,
+        "grad_clip": 1.0,
+        "eval_interval": 3,
+        "eval_batches": 1,
+        "checkpoint_interval": 0,
+        "device": "cpu",
+        "threads": 1,
+        **extra,
+    }
+
+
+@pytest.fixture(scope="session")
+def model_cfg() -> Callable[..., dict[str, Any]]:
+    """model_cfg(base_model, **overrides): a flat lora model config (as resolve_model_cfg gives
+    it) small enough for a test; base_model None means the offline stand-in."""
+    return _model_cfg
+
+
+@pytest.fixture(scope="session")
+def train_cfg() -> Callable[..., dict[str, Any]]:
+    """train_cfg(**overrides): the global train group's shape, a few steps on one CPU thread."""
+    return _train_cfg
+
+
+@pytest.fixture(scope="session")
+def stand_in_runs(
+    tmp_path_factory: pytest.TempPathFactory,
+    texts_train: list[str],
+    texts_valid: list[str],
+    model_cfg: Callable[..., dict[str, Any]],
+    train_cfg: Callable[..., dict[str, Any]],
+) -> tuple[Path, Path, dict[str, Any]]:
+    """The offline stand-in (base_model null) fine-tuned twice with the same seed."""
+    root = tmp_path_factory.mktemp("runs")
+    cfg, train = model_cfg(None), train_cfg()
+    metrics = run_lora_training(cfg, train, texts_train, texts_valid, root / "a" / "lora", 7)
+    run_lora_training(cfg, train, texts_train, texts_valid, root / "b" / "lora", 7)
+    return root / "a" / "lora", root / "b" / "lora", metrics
+
+
+SPLITS = ["train"] * 8 + ["valid"] * 2 + ["test"] * 2  # as tests/conftest.py's corpus
+
+
+def build_simplified_repo(midis: list[Path], root: Path, tokenizer_cfg: dict[str, Any]) -> Layout:
+    """A temp repo with the chorales' split manifest and Simplified MIDI tokens (the tokenize
+    stage's outputs), ready for `run_pack`."""
+    layout = Layout(root)
+    tokenizer = build_tokenizer(tokenizer_cfg)
+    manifest, rows = [], []
+    for midi, split in zip(midis, SPLITS, strict=True):
+        rel = Path("data/raw/midi/bach") / midi.name
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(midi, root / rel)
+        score = symusic.Score(str(midi))
+        piece = {"id": f"bach/{midi.stem}", "dataset": "bach", "split": split}
+        manifest.append({**piece, "path": rel.as_posix()})
+        ids = [tokenizer.bos_id, *tokenizer.encode(score), tokenizer.eos_id]
+        rows.append(
+            {
+                **piece,
+                "source_id": piece["id"],
+                "augmented": False,
+                "n_notes": int(score.note_num()),
+                "duration_s": float(score.to("second").end()),
+                "n_tokens": len(ids),
+                "ids": ids,
+            }
+        )
+    rows.sort(key=lambda r: r["id"])
+    layout.split_dir.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(manifest).sort_values("id").to_parquet(layout.split_manifest, index=False)
+    tokens_dir = layout.tokens_dir(tokenizer.name)
+    tokens_dir.mkdir(parents=True, exist_ok=True)
+    tokenizer.save(tokens_dir / "tokenizer.json")
+    write_sequences(tokens_dir / "sequences.parquet", rows, tokenizer.name, tokenizer.vocab_size)
+    return layout
+
+
+@pytest.fixture()
+def simplified_repo(
+    chorale_midis: list[Path], tmp_path: Path, repo_root: Path
+) -> tuple[Layout, dict[str, Any]]:
+    """(layout, the simplified_midi tokenizer group): a fresh temp repo with tokens written."""
+    import yaml
+
+    conf = repo_root / "conf" / "tokenizer" / "simplified_midi.yaml"
+    tokenizer_cfg = yaml.safe_load(conf.read_text())
+    return build_simplified_repo(chorale_midis, tmp_path / "repo", tokenizer_cfg), tokenizer_cfg
