@@ -129,7 +129,10 @@ def test_changing_a_generate_param_reruns_only_what_depends_on_it(smoke_repo: Pa
     params = smoke_repo / "params.yaml"
     original = params.read_text()
     try:
-        params.write_text(original.replace("temperature: 1.0", "temperature: 0.9"))
+        head, tail = original.split("\ngenerate:\n", 1)  # the top-level group, not a model's
+        params.write_text(
+            f"{head}\ngenerate:\n" + tail.replace("temperature: 1.0", "temperature: 0.9", 1)
+        )
         ran = _run(["dvc", "repro"], smoke_repo).stdout
         for stage in ("generate@gpt", "evaluate@gpt", "report"):
             assert f"Running stage '{stage}'" in ran
