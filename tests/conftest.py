@@ -123,11 +123,12 @@ def split_layout(chorale_midis: list[Path], tmp_path: Path) -> Layout:
     return build_split_layout(chorale_midis, tmp_path / "repo")
 
 
-def build_packed_corpus(midis: list[Path], root: Path, params: dict[str, Any]) -> Layout:
-    """Split manifest, tokens (tokenizer.json, sequences.parquet, stats.json) and packed binidx."""
+def write_split_and_tokens(
+    midis: list[Path], root: Path, tokenizer: Any
+) -> tuple[Layout, list[dict[str, Any]]]:
+    """The chorales as a split manifest plus `tokenizer`'s tokenizer.json and sequences.parquet
+    (what the split and tokenize stages write); returns the layout and the sequence rows."""
     layout = Layout(root)
-    tokenizer = build_tokenizer(params["tokenizer"])
-    name = tokenizer.name
     manifest, rows = [], []
     for midi, split in zip(midis, SPLITS, strict=True):
         rel = Path("data/raw/midi/bach") / midi.name
@@ -151,12 +152,21 @@ def build_packed_corpus(midis: list[Path], root: Path, params: dict[str, Any]) -
     rows.sort(key=lambda r: r["id"])
     layout.split_dir.mkdir(parents=True, exist_ok=True)
     pd.DataFrame(manifest).sort_values("id").to_parquet(layout.split_manifest, index=False)
+    tokens_dir = layout.tokens_dir(tokenizer.name)
+    tokens_dir.mkdir(parents=True, exist_ok=True)
+    tokenizer.save(tokens_dir / "tokenizer.json")
+    write_sequences(tokens_dir / "sequences.parquet", rows, tokenizer.name, tokenizer.vocab_size)
+    return layout, rows
+
+
+def build_packed_corpus(midis: list[Path], root: Path, params: dict[str, Any]) -> Layout:
+    """Split manifest, tokens (tokenizer.json, sequences.parquet, stats.json) and packed binidx."""
+    tokenizer = build_tokenizer(params["tokenizer"])
+    name = tokenizer.name
+    layout, rows = write_split_and_tokens(midis, root, tokenizer)
 
     tokens_dir, packed = layout.tokens_dir(name), layout.packed_dir(name)
-    tokens_dir.mkdir(parents=True, exist_ok=True)
     packed.mkdir(parents=True, exist_ok=True)
-    tokenizer.save(tokens_dir / "tokenizer.json")
-    write_sequences(tokens_dir / "sequences.parquet", rows, name, tokenizer.vocab_size)
     per_split = {
         s: {
             "sequences": sum(r["split"] == s for r in rows),

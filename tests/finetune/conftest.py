@@ -3,12 +3,10 @@ tokenizer trained on Simplified MIDI text of the Bach chorales (no hub access)."
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import pytest
 import symusic
 import torch
@@ -18,9 +16,9 @@ from midilm.common.paths import Layout
 from midilm.models.lora import train_offline_tokenizer
 from midilm.tokenize.base import build_tokenizer
 from midilm.tokenize.simplified_midi import SimplifiedMidiTokenizer
-from midilm.tokenize.stage import write_sequences
 from midilm.train.instruct import run_lora_training
 from midilm.train.instruct_data import Header
+from tests.conftest import write_split_and_tokens
 
 CONTEXT = 256
 # Wider than the default 0.02: after the final RMSNorm a 32-wide model's logits could otherwise
@@ -181,36 +179,7 @@ SPLITS = ["train"] * 8 + ["valid"] * 2 + ["test"] * 2  # as tests/conftest.py's 
 def build_simplified_repo(midis: list[Path], root: Path, tokenizer_cfg: dict[str, Any]) -> Layout:
     """A temp repo with the chorales' split manifest and Simplified MIDI tokens (the tokenize
     stage's outputs), ready for `run_pack`."""
-    layout = Layout(root)
-    tokenizer = build_tokenizer(tokenizer_cfg)
-    manifest, rows = [], []
-    for midi, split in zip(midis, SPLITS, strict=True):
-        rel = Path("data/raw/midi/bach") / midi.name
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(midi, root / rel)
-        score = symusic.Score(str(midi))
-        piece = {"id": f"bach/{midi.stem}", "dataset": "bach", "split": split}
-        manifest.append({**piece, "path": rel.as_posix()})
-        ids = [tokenizer.bos_id, *tokenizer.encode(score), tokenizer.eos_id]
-        rows.append(
-            {
-                **piece,
-                "source_id": piece["id"],
-                "augmented": False,
-                "n_notes": int(score.note_num()),
-                "duration_s": float(score.to("second").end()),
-                "n_tokens": len(ids),
-                "ids": ids,
-            }
-        )
-    rows.sort(key=lambda r: r["id"])
-    layout.split_dir.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame(manifest).sort_values("id").to_parquet(layout.split_manifest, index=False)
-    tokens_dir = layout.tokens_dir(tokenizer.name)
-    tokens_dir.mkdir(parents=True, exist_ok=True)
-    tokenizer.save(tokens_dir / "tokenizer.json")
-    write_sequences(tokens_dir / "sequences.parquet", rows, tokenizer.name, tokenizer.vocab_size)
-    return layout
+    return write_split_and_tokens(midis, root, build_tokenizer(tokenizer_cfg))[0]
 
 
 @pytest.fixture()
