@@ -12,6 +12,7 @@ import pytest
 
 from flows.dvc_dag import StageFailed
 from flows.pipeline import midilm_pipeline
+from midilm.report.builders import is_measured
 
 pytestmark = pytest.mark.slow
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -32,7 +33,7 @@ smoke = load_smoke_helpers()
 
 def compared_tables(repo: Path) -> dict[str, bytes]:
     tables = repo / "reports" / "tables"
-    return {p.name: p.read_bytes() for p in sorted(tables.iterdir()) if "_speed." not in p.name}
+    return {p.name: p.read_bytes() for p in sorted(tables.iterdir()) if not is_measured(p.stem)}
 
 
 def assert_dvc_status_clean(repo: Path) -> None:
