@@ -34,7 +34,10 @@ def test_smoke_profile_shrinks_the_run() -> None:
     smoke = OmegaConf.create(compose_params_text(CONF, ["profile=smoke"]))
     assert smoke.profile == "smoke" and default.profile == "default"
     assert smoke.train.steps < default.train.steps
-    assert smoke.dataset.sources.bach_chorales.max_pieces == 40
+    assert smoke.dataset.max_pieces_per_source == 30
+    groove = OmegaConf.create(compose_params_text(CONF, ["dataset=groove", "profile=smoke"]))
+    assert set(groove.dataset.sources) == {"groove"}  # the cap names no source
+    assert groove.dataset.max_pieces_per_source == 30
     assert list(smoke.models) == list(default.models)  # same outputs, smaller runs
 
 

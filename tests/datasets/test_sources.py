@@ -21,6 +21,10 @@ def test_chorales_follow_the_iterator_order() -> None:
     assert [t.name for t in picked] == ["bwv269", "bwv277"]  # iterator order, not list order
     with pytest.raises(ValueError, match="bwv9999"):
         select(tasks, "bach_chorales", {"names": ["bwv9999"]})
+    capped = select(tasks, "bach_chorales", {"max_pieces": 40}, cap=30)  # the smaller limit wins
+    assert [t.name for t in capped] == [t.name for t in tasks[:30]]
+    assert len(select(tasks, "bach_chorales", {"max_pieces": 5}, cap=30)) == 5
+    assert len(select(tasks, "bach_chorales", {}, cap=None)) == 371
 
 
 def test_abc_tunes_are_split_at_x_lines() -> None:

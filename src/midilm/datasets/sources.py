@@ -239,8 +239,11 @@ SOURCE_KINDS = {
 }
 
 
-def select(tasks: list[PieceTask], dataset: str, cfg: Mapping[str, Any]) -> list[PieceTask]:
-    """Apply the optional `names` list (piece names, e.g. bwv277) then `max_pieces`."""
+def select(
+    tasks: list[PieceTask], dataset: str, cfg: Mapping[str, Any], cap: int | None = None
+) -> list[PieceTask]:
+    """Apply the optional `names` list (piece names, e.g. bwv277) then `max_pieces`, and `cap`
+    (`dataset.max_pieces_per_source`, any dataset: what the smoke profile sets)."""
     names = cfg.get("names")
     if names:
         wanted = [str(n) for n in names]
@@ -252,8 +255,8 @@ def select(tasks: list[PieceTask], dataset: str, cfg: Mapping[str, Any]) -> list
                 f"{[t.name for t in tasks[:3]]}"
             )
         tasks = [t for t in tasks if t.name in set(wanted)]
-    max_pieces = cfg.get("max_pieces")
-    return tasks if max_pieces is None else tasks[: int(max_pieces)]
+    limits = [int(n) for n in (cfg.get("max_pieces"), cap) if n is not None]
+    return tasks[: min(limits)] if limits else tasks
 
 
 def enabled_sources(params: DictConfig) -> dict[str, dict[str, Any]]:
@@ -270,6 +273,7 @@ def collect_tasks(params: DictConfig) -> list[PieceTask]:
     """Every piece of every enabled source and folder, in a deterministic order."""
     tasks: list[PieceTask] = []
     seen: set[str] = set()
+    cap = params.dataset.get("max_pieces_per_source")
     for name, cfg in enabled_sources(params).items():
         kind = cfg.get("kind")
         if kind not in SOURCE_KINDS:
@@ -277,12 +281,12 @@ def collect_tasks(params: DictConfig) -> list[PieceTask]:
                 f"dataset.sources.{name}.kind: {kind!r} is not one of {sorted(SOURCE_KINDS)}; "
                 "user MIDI folders go under dataset.folders"
             )
-        tasks += select(SOURCE_KINDS[kind](name, cfg), name, cfg)
+        tasks += select(SOURCE_KINDS[kind](name, cfg), name, cfg, cap)
         seen.add(name)
     for name, cfg in folder_sources(params).items():
         if name in seen:
             raise ValueError(f"dataset.folders.{name}: the name is also a source; rename one")
-        tasks += select(folder_tasks(name, cfg), name, cfg)
+        tasks += select(folder_tasks(name, cfg), name, cfg, cap)
     dupes = sorted(i for i, n in Counter(t.id for t in tasks).items() if n > 1)[:5]
     if dupes:  # a bug in a source's naming, not the user's: fail before the work starts
         raise ValueError(f"duplicate piece ids {dupes}; piece names must be unique per dataset")
