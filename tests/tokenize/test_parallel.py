@@ -34,6 +34,20 @@ def fail_in_main(bounds: Bounds) -> Bounds:
     return bounds
 
 
+def fail_in_pool(bounds: Bounds) -> Bounds:
+    if os.environ.get(MAIN_PID_ENV) != str(os.getpid()):
+        raise ValueError(f"chunk {bounds} failed in the pool")
+    time.sleep(0.01)
+    return bounds
+
+
+def exit_in_pool(bounds: Bounds) -> Bounds:
+    if os.environ.get(MAIN_PID_ENV) != str(os.getpid()):
+        os._exit(9)  # a worker killed mid-chunk (OOM killer, scancel): no result, no traceback
+    time.sleep(0.01)
+    return bounds
+
+
 def test_chunk_bounds_cover_the_paths_once() -> None:
     assert chunk_bounds(0, 2) == []
     assert chunk_bounds(20, 1) == [(0, 8), (8, 16), (16, 20)]  # at least 8 files a chunk
@@ -63,6 +77,19 @@ def test_an_error_stops_the_pool_and_is_raised(monkeypatch: pytest.MonkeyPatch) 
     with pytest.raises(ValueError, match=r"chunk \(\d+, \d+\) failed"):
         map_chunks(build_tokenizer({"name": "midicompact"}), fail_in_main, paths, 2, "test")
     assert time.perf_counter() - start < 1.0  # the pool did not go on through all 200
+
+
+def test_an_error_in_the_pool_names_the_worker_and_its_traceback(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(MAIN_PID_ENV, str(os.getpid()))
+    paths = [f"piece{i}.mid" for i in range(8 * 200)]
+    start = time.perf_counter()
+    with pytest.raises(RuntimeError, match=r"(?s)tokenize worker \(pid \d+\) failed.*ValueError"):
+        map_chunks(build_tokenizer({"name": "midicompact"}), fail_in_pool, paths, 2, "test")
+    assert time.perf_counter() - start < 1.0  # this process stopped too
+    with pytest.raises(RuntimeError, match=r"exited with code 9 and no result"):
+        map_chunks(build_tokenizer({"name": "midicompact"}), exit_in_pool, paths[:80], 2, "test")
 
 
 def test_unknown_start_method_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
