@@ -1,13 +1,18 @@
 """A small process pool with a per-task time-out: a hung or crashed task is killed and reported,
-its worker replaced, and the pool keeps going (concurrent.futures cannot kill one task)."""
+its worker replaced, and the pool keeps going (concurrent.futures cannot kill one task).
+
+Each worker holds up to `depth` tasks (the next one waits in its pipe), so it starts the next
+file the moment it sends a result instead of idling for a round trip through this process: on
+~0.5 ms files that round trip made 2 workers slower than 1."""
 
 from __future__ import annotations
 
 import multiprocessing
+import pickle
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from typing import Any, Generic, TypeVar
@@ -16,14 +21,15 @@ from tqdm import tqdm
 
 T = TypeVar("T")
 R = TypeVar("R")
+PREFETCH_BYTES = 32 * 1024  # a queued task fits the pipe (64 KiB): no send blocks on a busy worker
 
 
 @dataclass
 class _Worker:
     process: BaseProcess
     conn: Connection
-    index: int = -1  # the task it is running, -1 when idle
-    deadline: float = 0.0
+    queue: deque[int] = field(default_factory=deque)  # tasks sent to it; the first one runs
+    deadline: float = 0.0  # for the running task
 
 
 class TaskFailed(Exception):
@@ -55,13 +61,14 @@ class TimeoutPool(Generic[T, R]):
         on_failure: Callable[[T, TaskFailed], R],
         workers: int,
         timeout_s: float,
+        depth: int = 2,
     ) -> None:
         if workers < 1:
             raise ValueError(f"dataset.workers must be >= 1, got {workers}")
         if timeout_s <= 0:
             raise ValueError(f"dataset.timeout_s must be > 0, got {timeout_s}")
         self.fn, self.on_failure = fn, on_failure
-        self.workers, self.timeout_s = workers, timeout_s
+        self.workers, self.timeout_s, self.depth = workers, timeout_s, max(depth, 1)
         methods = multiprocessing.get_all_start_methods()
         self.context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
 
@@ -72,42 +79,56 @@ class TimeoutPool(Generic[T, R]):
         bar = tqdm(total=len(tasks), desc=desc, disable=not progress, unit="piece")
         try:
             pool = [self._start() for _ in range(min(self.workers, len(tasks)))]
-            while pending or any(w.index >= 0 for w in pool):
+            while pending or any(w.queue for w in pool):
                 for worker in pool:
-                    if worker.index < 0 and pending:
-                        worker.index = pending.popleft()
-                        worker.deadline = time.monotonic() + self.timeout_s
-                        worker.conn.send((worker.index, tasks[worker.index]))
-                busy = [w for w in pool if w.index >= 0]
+                    self._feed(worker, tasks, pending)
+                busy = [w for w in pool if w.queue]
                 left = min(w.deadline for w in busy) - time.monotonic()
                 ready = set(wait([w.conn for w in busy], timeout=max(left, 0.0)))
                 for i, worker in enumerate(pool):
-                    if worker.index < 0:
+                    if not worker.queue:
                         continue
-                    failure = None
                     if worker.conn in ready:
                         try:
-                            index, result = worker.conn.recv()
-                            results[index] = result
+                            index, results[worker.queue[0]] = worker.conn.recv()
                         except (EOFError, OSError):
                             worker.process.join(timeout=1)
                             code = worker.process.exitcode
                             failure = TaskFailed("crash", f"worker process died (exit {code})")
+                        else:
+                            if index != worker.queue.popleft():
+                                raise RuntimeError(f"pool: result {index} came out of order")
+                            worker.deadline = time.monotonic() + self.timeout_s  # the next one
+                            bar.update(1)
+                            continue
                     elif time.monotonic() >= worker.deadline:
                         failure = TaskFailed("timeout", f"no result after {self.timeout_s:g} s")
                     else:
                         continue
-                    if failure is not None:
-                        results[worker.index] = self.on_failure(tasks[worker.index], failure)
-                        self._stop(worker, kill=True)
-                        pool[i] = worker = self._start()
-                    worker.index = -1
+                    failed = worker.queue.popleft()
+                    results[failed] = self.on_failure(tasks[failed], failure)
                     bar.update(1)
+                    pending.extendleft(reversed(worker.queue))  # queued behind it: run again
+                    worker.queue.clear()
+                    self._stop(worker, kill=True)
+                    pool[i] = self._start()
         finally:
             for worker in pool:
-                self._stop(worker, kill=worker.index >= 0)
+                self._stop(worker, kill=bool(worker.queue))
             bar.close()
         return results  # type: ignore[return-value]
+
+    def _feed(self, worker: _Worker, tasks: Sequence[T], pending: deque[int]) -> None:
+        """Send `worker` tasks until it holds `depth`; a big task waits until the worker is idle
+        (it could fill the pipe while the worker blocks on sending its own big result)."""
+        while pending and len(worker.queue) < self.depth:
+            payload = pickle.dumps((pending[0], tasks[pending[0]]), pickle.HIGHEST_PROTOCOL)
+            if worker.queue and len(payload) > PREFETCH_BYTES:
+                return
+            if not worker.queue:
+                worker.deadline = time.monotonic() + self.timeout_s
+            worker.conn.send_bytes(payload)
+            worker.queue.append(pending.popleft())
 
     def _start(self) -> _Worker:
         parent, child = self.context.Pipe()
