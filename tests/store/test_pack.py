@@ -14,10 +14,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from midilm.augment.stage import run_augment
+from midilm.common.io import write_json_atomic
 from midilm.common.paths import Layout
+from midilm.datasets.split import SPLITS
 from midilm.store.arrow import read_sequences_arrow, write_sequences_arrow
 from midilm.store.binidx import BinIdxDataset, BinIdxWriter
-from midilm.store.stage import run_pack
+from midilm.store.stage import run_pack, training_stats
 from midilm.tokenize.stage import run_tokenize
 
 
@@ -130,3 +132,16 @@ def test_jsonl_holds_one_text_per_sequence(packed: Layout, tmp_path: Path) -> No
     assert len(lines) == len(data)
     first = json.loads(lines[0])["text"].split(" ")
     assert first[0] != "BOS_None" and len(first) == len(data[0]) - 2
+
+
+def test_training_refuses_a_tokenizer_that_skipped_every_piece(tmp_path: Path) -> None:
+    """Groove through a tokenizer that drops drums: pack writes empty splits; training says why."""
+    splits = {s: {"documents": 0 if s == "train" else 3, "tokens": 0} for s in SPLITS}
+    write_json_atomic(tmp_path / "stats.json", {"splits": splits, "max_pieces": None})
+    with pytest.raises(ValueError, match=r"no train document for model 'gpt'.*include_drums"):
+        training_stats(tmp_path, "midicompact", "gpt")
+    splits["train"]["documents"] = 5
+    write_json_atomic(tmp_path / "stats.json", {"splits": splits, "max_pieces": None})
+    assert training_stats(tmp_path, "midicompact", "gpt")["splits"]["train"]["documents"] == 5
+    with pytest.raises(FileNotFoundError, match=r"dvc repro pack@remi"):
+        training_stats(tmp_path / "missing", "remi", "gpt")

@@ -136,3 +136,26 @@ def _vocab_size(metadata: Mapping[bytes, bytes], layout: Layout, name: str) -> i
     if not stats_path.exists():
         raise FileNotFoundError(f"{stats_path}: no vocab size found; run `dvc repro tokenize`.")
     return int(read_json(stats_path)["vocab_size"])
+
+
+def training_stats(packed: Path, tok_name: str, key: str) -> dict[str, Any]:
+    """data/packed/<tok>/stats.json for training model `key`, refused with the fix when the
+    tokenizer holds a sample only (`max_pieces`) or produced no training document (every piece
+    skipped: see the tokenize stage's warnings, e.g. drum tracks with `include_drums: false`)."""
+    path = packed / "stats.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: missing; run `dvc repro pack@{tok_name}` first.")
+    stats = read_json(path)
+    if stats.get("max_pieces") is not None:
+        raise ValueError(
+            f"{path}: tokenizers.{tok_name}.max_pieces is set, so it holds a sample only; "
+            f"set it to null in conf/tokenizers to train model {key!r} on it."
+        )
+    empty = [s for s in ("train", "valid") if not stats["splits"][s]["documents"]]
+    if empty:
+        raise ValueError(
+            f"{path}: no {' or '.join(empty)} document for model {key!r}: tokenizer {tok_name!r} "
+            "skipped every piece of the split (the tokenize stage logs why; drums only with "
+            "`include_drums: true` or `auto`); pick another tokenizer for the model in conf/model."
+        )
+    return stats

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import symusic
 
-from midilm.tokenize.named_vocab import NamedVocabTokenizer
+from midilm.tokenize.named_vocab import NamedVocabTokenizer, check_include_drums, encoded_tracks
 
 FAMILY = "midicompact"
 SPECIALS = ("<pad>", "<start>", "<end>")
@@ -65,7 +65,7 @@ class MidiCompactConfig:
     velocity_events: int = 128
     wait_events: int = 125
     max_wait_ms: int = 1000
-    include_drums: bool = False
+    include_drums: bool | str = "auto"  # true, false, or auto: only a piece without pitched notes
     sustain_pedal: bool = True
     max_silence_s: float = 10.0  # encode_segments: a longer silence with no held note splits
     end_held_note_s: float = 5.0  # decode: a note held longer is released
@@ -88,6 +88,7 @@ class MidiCompactTokenizer(NamedVocabTokenizer):
         self.name = name or FAMILY
         self.config = config or MidiCompactConfig()
         c = self.config
+        check_include_drums(c.include_drums, self.CONFIG_SOURCE)
         self._wait_offset = len(SPECIALS) - 1  # t{k} -> id 2 + k
         self._note_offset = len(SPECIALS) + c.wait_events
         names = list(SPECIALS) + [f"t{k}" for k in range(1, c.wait_events + 1)]
@@ -197,9 +198,7 @@ class MidiCompactTokenizer(NamedVocabTokenizer):
         c = self.config
         sec = score if score.ttype == symusic.TimeUnit.second else score.to("second")
         parts = []
-        for track in sec.tracks:
-            if (track.is_drum and not c.include_drums) or not len(track.notes):
-                continue
+        for track in encoded_tracks(sec, c.include_drums):
             a = track.notes.numpy()
             start = a["time"].astype(np.float64)
             end = start + a["duration"].astype(np.float64)

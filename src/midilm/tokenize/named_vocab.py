@@ -15,6 +15,24 @@ import symusic
 ConfigT = TypeVar("ConfigT")
 
 
+def check_include_drums(value: object, source: str) -> None:
+    if not (value is True or value is False or value == "auto"):
+        raise ValueError(f"{source}: include_drums must be true, false or auto; got {value!r}")
+
+
+def encoded_tracks(score: symusic.Score, include_drums: bool | str) -> list[Any]:
+    """The tracks a thesis encoding reads (all merge into one): the pitched tracks with notes, and
+    the drum tracks where `include_drums` is true, or `auto` and the piece has no pitched note
+    (a drum dataset such as Groove or E-GMD: seed 001's drum model; notes keep their pitch, the GM
+    drum key, and decode to an ordinary track, as in the thesis, which placed the drum model's
+    output on the percussion channel when mixing)."""
+    with_notes = [t for t in score.tracks if len(t.notes)]
+    pitched = [t for t in with_notes if not t.is_drum]
+    if include_drums is True or (include_drums == "auto" and not pitched):
+        return with_notes
+    return pitched
+
+
 def config_from_mapping(
     cls: type[ConfigT], mapping: Mapping[str, Any] | None, source: str = "params.yaml"
 ) -> ConfigT:

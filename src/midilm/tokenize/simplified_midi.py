@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import symusic
 
-from midilm.tokenize.named_vocab import NamedVocabTokenizer
+from midilm.tokenize.named_vocab import NamedVocabTokenizer, check_include_drums, encoded_tracks
 
 FAMILY = "simplified_midi"
 SPECIALS = ("<pad>", "<start>", "<end>")
@@ -54,7 +54,7 @@ class SimplifiedMidiConfig:
     bend: bool = False
     max_duration: int = 1023  # larger durations become several d tokens
     max_time: int = 1023  # larger times become several t tokens
-    include_drums: bool = False
+    include_drums: bool | str = "auto"  # true, false, or auto: only a piece without pitched notes
     program: int = 0  # program of the decoded track
 
 
@@ -71,6 +71,7 @@ class SimplifiedMidiTokenizer(NamedVocabTokenizer):
 
     def __init__(self, config: SimplifiedMidiConfig | None = None, name: str | None = None) -> None:
         self.config = c = config or SimplifiedMidiConfig()
+        check_include_drums(c.include_drums, self.CONFIG_SOURCE)
         self.name = name or (f"{FAMILY}_bend" if c.bend else FAMILY)
         sizes = {"p": 128, "v": 128, "d": c.max_duration + 1, "t": c.max_time + 1}
         if c.bend:
@@ -109,9 +110,7 @@ class SimplifiedMidiTokenizer(NamedVocabTokenizer):
         """int64 rows (pitch, velocity, duration, time, bend bin), in piece order."""
         sec = score if score.ttype == symusic.TimeUnit.second else score.to("second")
         parts = []
-        for track in sec.tracks:
-            if (track.is_drum and not self.config.include_drums) or not len(track.notes):
-                continue
+        for track in encoded_tracks(sec, self.config.include_drums):
             a = track.notes.numpy()
             onset = np.rint(a["time"] * TICKS_PER_SECOND).astype(np.int64)
             dur = np.rint(a["duration"] * TICKS_PER_SECOND).astype(np.int64)

@@ -38,6 +38,7 @@ from midilm.models.lora import (
 )
 from midilm.models.registry import resolve_model_cfg, resolve_train_cfg
 from midilm.models.runtime import deterministic, peak_memory_mb, quiet_transformers, resolve_device
+from midilm.store.stage import training_stats
 from midilm.train.instruct_data import (
     IGNORE,
     Example,
@@ -254,19 +255,11 @@ def run_lora_stage(
     key, entry = model_entry(plain, key)
     tok_name = str(entry.get("tokenizer") or plain["tokenizer"]["name"]).lower()
     packed = layout.packed_dir(tok_name)
-    stats_path = packed / "stats.json"
-    if not stats_path.exists():
-        raise FileNotFoundError(f"{stats_path}: missing; run `dvc repro pack@{tok_name}` first.")
-    stats = read_json(stats_path)
+    stats = training_stats(packed, tok_name, key)
     if not stats.get("jsonl"):
         raise ValueError(
-            f"{stats_path}: tokenizer {tok_name!r} has no text form, so model {key!r} (family "
-            "lora) has no text to learn; set its `tokenizer: simplified_midi` in conf/model"
-        )
-    if stats.get("max_pieces") is not None:
-        raise ValueError(
-            f"{stats_path}: tokenizers.{tok_name}.max_pieces is set, so it holds a sample only; "
-            f"set it to null in conf/tokenizers to train model {key!r} on it."
+            f"{packed / 'stats.json'}: tokenizer {tok_name!r} has no text form, so model {key!r} "
+            "(family lora) has no text to learn; set its `tokenizer: simplified_midi` in conf/model"
         )
     return run_lora_training(
         {**entry, "name": key},

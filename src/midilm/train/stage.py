@@ -28,6 +28,7 @@ from midilm.common.params import model_entry, to_plain
 from midilm.common.paths import Layout
 from midilm.models import build_model, count_parameters, resolve_model_cfg, resolve_train_cfg
 from midilm.models.runtime import deterministic, peak_memory_mb, quiet_transformers, resolve_device
+from midilm.store.stage import training_stats
 from midilm.tokenize.base import load_tokenizer
 from midilm.train.checkpoint import REQUEUE_EXIT_CODE, CheckpointPolicy, clear, latest_step
 from midilm.train.data import load_stream
@@ -63,12 +64,7 @@ def run_train(
 
     quiet_transformers()
     tokenizer = load_tokenizer(tokens_dir)
-    packed_stats = _read(packed / "stats.json", f"pack@{tok_name}")
-    if packed_stats.get("max_pieces") is not None:
-        raise ValueError(
-            f"{packed / 'stats.json'}: tokenizers.{tok_name}.max_pieces is set, so it holds a "
-            f"sample only; set it to null in conf/tokenizers to train model {key!r} on it."
-        )
+    packed_stats = training_stats(packed, tok_name, key)
     vocab_size = int(packed_stats["vocab_size"])
     if vocab_size != tokenizer.vocab_size:
         raise ValueError(
