@@ -42,9 +42,11 @@ def fail_in_pool(bounds: Bounds) -> Bounds:
 
 
 def exit_in_pool(bounds: Bounds) -> Bounds:
+    """The pool process dies on its first chunk; this one is slow enough (2 s for all chunks) that
+    the pool surely starts and takes one, even on a loaded machine."""
     if os.environ.get(MAIN_PID_ENV) != str(os.getpid()):
         os._exit(9)  # a worker killed mid-chunk (OOM killer, scancel): no result, no traceback
-    time.sleep(0.01)
+    time.sleep(0.05)
     return bounds
 
 
@@ -89,7 +91,7 @@ def test_an_error_in_the_pool_names_the_worker_and_its_traceback(
         map_chunks(build_tokenizer({"name": "midicompact"}), fail_in_pool, paths, 2, "test")
     assert time.perf_counter() - start < 1.0  # this process stopped too
     with pytest.raises(RuntimeError, match=r"exited with code 9 and no result"):
-        map_chunks(build_tokenizer({"name": "midicompact"}), exit_in_pool, paths[:80], 2, "test")
+        map_chunks(build_tokenizer({"name": "midicompact"}), exit_in_pool, paths[:320], 2, "test")
 
 
 def test_unknown_start_method_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
