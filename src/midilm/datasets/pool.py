@@ -75,13 +75,14 @@ class TimeoutPool(Generic[T, R]):
     def map(self, tasks: Sequence[T], progress: bool = False, desc: str = "") -> list[R]:
         results: list[R | None] = [None] * len(tasks)
         pending = deque(range(len(tasks)))
+        staged: dict[int, bytes] = {}  # the pickled next task, kept while it waits for a worker
         pool: list[_Worker] = []
         bar = tqdm(total=len(tasks), desc=desc, disable=not progress, unit="piece")
         try:
             pool = [self._start() for _ in range(min(self.workers, len(tasks)))]
             while pending or any(w.queue for w in pool):
                 for worker in pool:
-                    self._feed(worker, tasks, pending)
+                    self._feed(worker, tasks, pending, staged)
                 busy = [w for w in pool if w.queue]
                 left = min(w.deadline for w in busy) - time.monotonic()
                 ready = set(wait([w.conn for w in busy], timeout=max(left, 0.0)))
@@ -118,16 +119,22 @@ class TimeoutPool(Generic[T, R]):
             bar.close()
         return results  # type: ignore[return-value]
 
-    def _feed(self, worker: _Worker, tasks: Sequence[T], pending: deque[int]) -> None:
+    def _feed(
+        self, worker: _Worker, tasks: Sequence[T], pending: deque[int], staged: dict[int, bytes]
+    ) -> None:
         """Send `worker` tasks until it holds `depth`; a big task waits until the worker is idle
-        (it could fill the pipe while the worker blocks on sending its own big result)."""
+        (it could fill the pipe while the worker blocks on sending its own big result). The next
+        task is pickled once, however long it waits, in `staged`."""
         while pending and len(worker.queue) < self.depth:
-            payload = pickle.dumps((pending[0], tasks[pending[0]]), pickle.HIGHEST_PROTOCOL)
-            if worker.queue and len(payload) > PREFETCH_BYTES:
+            index = pending[0]
+            if index not in staged:
+                staged.clear()
+                staged[index] = pickle.dumps((index, tasks[index]), pickle.HIGHEST_PROTOCOL)
+            if worker.queue and len(staged[index]) > PREFETCH_BYTES:
                 return
             if not worker.queue:
                 worker.deadline = time.monotonic() + self.timeout_s
-            worker.conn.send_bytes(payload)
+            worker.conn.send_bytes(staged.pop(index))
             worker.queue.append(pending.popleft())
 
     def _start(self) -> _Worker:
