@@ -8,5 +8,5 @@ export PATH="$PWD/.venv/bin:$PATH"
 [ -d .git ] || { echo "midilm: run from a git clone (DVC needs git)" >&2; exit 1; }
 dvc repro "$@"
 echo
-echo "Tables: reports/tables/ (T1_datasets, T2_tokenizers, T3_augmentation, T4_models, T5_music_metrics: .md .csv .tex)"
+echo "Tables: reports/tables/ (T1_datasets, T2_tokenizers, T3_augmentation, T4_models, T5_music_metrics, T7_complexity: .md .csv .tex)"
 echo "Metrics: dvc metrics show    Plots: dvc plots show"
