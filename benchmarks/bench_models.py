@@ -16,7 +16,6 @@ import sys
 import time
 from importlib import metadata
 from pathlib import Path
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -25,21 +24,22 @@ from omegaconf import OmegaConf
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import environment, write_result
 
-from midilm.generate.sampling import generate_ids
-from midilm.models import build_model, count_parameters, resolve_model_cfg
+from midilm.common.compose import compose_params_text
+from midilm.generate.sampling import Sampling, generate
+from midilm.models import build_model, count_parameters
+from midilm.specs import ModelSpec, model_spec
 
-CONF = Path(__file__).resolve().parents[1] / "conf" / "model"
+ROOT = Path(__file__).resolve().parents[1]
 FAMILIES = ("gpt", "mistral", "llama", "mamba", "rwkv6")
 
 
-def model_entry(key: str, size: str, tokenizer: str = "remi") -> dict[str, Any]:
-    """conf/model/<key>.yaml with `${tokenizer.name}` resolved and `size` chosen."""
-    root = OmegaConf.create(
-        {"tokenizer": {"name": tokenizer}, "model": OmegaConf.load(CONF / f"{key}.yaml")}
+def model_specs(keys: list[str], size: str) -> dict[str, ModelSpec]:
+    """The specs of models `keys` at `size`, composed from conf/ as params.yaml would be."""
+    overrides = [f"models.{key}.size={size}" for key in keys]
+    params = OmegaConf.to_container(
+        OmegaConf.create(compose_params_text(ROOT / "conf", overrides)), resolve=True
     )
-    entry = OmegaConf.to_container(root, resolve=True)["model"]
-    entry["size"] = size
-    return entry
+    return {key: model_spec(params, key) for key in keys}
 
 
 def train_seconds(
@@ -63,13 +63,17 @@ def train_seconds(
     return statistics.median(times[1:])
 
 
-def sample_rate(model: torch.nn.Module, vocab: int, prompt: int, new_tokens: int) -> float:
-    """Tokens/s of `generate_ids` (top-k 8, no EOS) after a `prompt`-token prompt."""
+def sample_rate(
+    model: torch.nn.Module, vocab: int, prompt: int, new_tokens: int, batch: int
+) -> float:
+    """Tokens/s (all sequences together) of the sampling loop (top-k 8, no end token) after a
+    `prompt`-token prompt, `batch` sequences at once."""
     model.eval()
     ids = torch.randint(3, vocab, (prompt,), generator=torch.Generator().manual_seed(1)).tolist()
+    generators = [torch.Generator().manual_seed(i) for i in range(batch)]
     start = time.perf_counter()
-    new = generate_ids(model, ids, new_tokens, -1, torch.Generator().manual_seed(0), top_k=8)
-    return len(new) / (time.perf_counter() - start)
+    new = generate(model, [ids] * batch, generators, new_tokens, Sampling(top_k=8))
+    return sum(len(n) for n in new) / (time.perf_counter() - start)
 
 
 def main() -> None:
@@ -82,24 +86,27 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--prompt", type=int, default=64)
     parser.add_argument("--new-tokens", type=int, default=256)
+    parser.add_argument("--sample-batch", type=int, default=8, help="sequences sampled at once")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     env = environment()
     results = {}
-    for key in args.families:
-        cfg = resolve_model_cfg(model_entry(key, args.size))
-        context = int(cfg["context"])
+    for key, spec in model_specs(list(args.families), args.size).items():
+        context = spec.context
         torch.manual_seed(0)
-        model = build_model(cfg, args.vocab, 0, 1, 2)
+        model = build_model(spec.architecture, args.vocab, 0, 1, 2)
         seconds = train_seconds(model, args.vocab, args.batch, context, args.steps)
-        rate = sample_rate(model, args.vocab, args.prompt, args.new_tokens)
+        alone = sample_rate(model, args.vocab, args.prompt, args.new_tokens, 1)
+        batched = sample_rate(model, args.vocab, args.prompt, args.new_tokens, args.sample_batch)
         results[key] = {
-            "family": cfg["family"],
+            "family": spec.family,
             "params": count_parameters(model),
             "context": context,
             "train_s_per_step": round(seconds, 3),
             "train_tokens_per_s": round(args.batch * context / seconds),
-            "generate_tokens_per_s": round(rate, 1),
+            "generate_tokens_per_s": round(alone, 1),
+            "generate_tokens_per_s_batched": round(batched, 1),
+            "batched_over_alone": round(batched / alone, 2),
         }
         print(key, results[key], flush=True)
     env["versions"].update({p: metadata.version(p) for p in ("transformers", "rwkv")})
@@ -114,6 +121,7 @@ def main() -> None:
             "timed_steps": args.steps,
             "prompt_tokens": args.prompt,
             "new_tokens": args.new_tokens,
+            "sample_batch": args.sample_batch,
             "results": results,
             "note": "2-core machine shared with other jobs; see the load averages",
             "environment": env,

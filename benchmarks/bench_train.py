@@ -85,9 +85,11 @@ def worker(args: argparse.Namespace) -> None:
     """One process of one configuration: time `args.steps` steps, rank 0 prints the result."""
     from midilm.models import build_model, count_parameters
     from midilm.models.runtime import deterministic, peak_memory_mb
+    from midilm.specs.train import train_spec
     from midilm.train.data import random_batch
     from midilm.train.distributed import all_reduce_sum, dist_context, process_group
     from midilm.train.engine import enable_gradient_checkpointing, make_engine
+    from midilm.train.loop import lm_loss
     from midilm.train.optim import lr_at
     from midilm.train.precision import matmul_precision, resolve_precision
 
@@ -98,19 +100,22 @@ def worker(args: argparse.Namespace) -> None:
     precision = resolve_precision(args.precision, device)
     cfg = model_cfg(args.size)
     context, vocab = int(cfg["context"]), args.vocab
-    train_cfg = {
-        "batch_size": args.batch,
-        "grad_accum": 1,
-        "grad_clip": 1.0,
-        "lr": 6e-4,
-        "min_lr": 6e-5,
-        "warmup_steps": 10,
-        "steps": args.warmup + args.steps,
-        "weight_decay": 0.001,
-        "betas": [0.9, 0.99],
-        "eps": 1e-8,
-        "zero_stage": 2,
-    }
+    train_cfg = train_spec(  # the train group with seed 001's optimiser
+        yaml.safe_load((REPO / "conf" / "train" / "default.yaml").read_text()),
+        {
+            "batch_size": args.batch,
+            "grad_accum": 1,
+            "grad_clip": 1.0,
+            "lr": 6e-4,
+            "min_lr": 6e-5,
+            "warmup_steps": 10,
+            "steps": args.warmup + args.steps,
+            "weight_decay": 0.001,
+            "betas": [0.9, 0.99],
+            "eps": 1e-8,
+            "zero_stage": 2,
+        },
+    )
     tokens = np.random.default_rng(0).integers(3, vocab, size=2_000_000, dtype=np.uint16)
     with (
         process_group(ctx, device, required=args.strategy == "deepspeed"),
@@ -131,7 +136,8 @@ def worker(args: argparse.Namespace) -> None:
                 torch.cuda.synchronize(device)
             start = time.perf_counter()
             x, y = random_batch(tokens, context, args.batch, 0, step, 0, ctx.rank, ctx.world_size)
-            loss = engine.micro_step(x.to(device), y.to(device), 1, True)
+            batch = {"input_ids": x.to(device), "labels": y.to(device)}
+            loss = engine.micro_step(batch, lm_loss, 1.0, True)
             engine.optimizer_step()
             all_reduce_sum([loss])
             if device.type == "cuda":

@@ -19,6 +19,8 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from midilm.orchestration.launch import SLURM_LOG_DIR, slurm_log_base
+
 # Failures worth one more try: the cluster or a lock, not the stage's own code or data.
 TRANSIENT_PATTERNS = (
     "Unable to acquire lock",
@@ -54,8 +56,8 @@ def stage_env(executor: str) -> dict[str, str]:
 def slurm_log(repo: Path, stage: str, output: str, since: float) -> Path | None:
     """The Slurm job log of `stage`: from the job id sbatch printed, else the newest log of the
     stage written since `since` (`tokenize@remi` logs as `tokenize-remi-<jobid>.log`)."""
-    log_dir = repo / "logs" / "slurm"
-    base = stage.replace("@", "-")
+    log_dir = repo / SLURM_LOG_DIR
+    base = slurm_log_base(stage)
     for job_id in reversed(SLURM_JOB_ID.findall(output)):
         path = log_dir / f"{base}-{job_id}.log"
         if path.exists():

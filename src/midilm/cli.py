@@ -1,20 +1,22 @@
-"""The `midilm` command: one sub-command per DVC stage, plus dataset listing and params tools.
+"""The `midilm` command: one sub-command per DVC stage (what `dvc.yaml` runs, through the
+launcher), plus dataset listing, params tools and wandb sync.
 
-Stage commands run the same library function as `dvc repro -s <stage>` (without DVC's caching);
-use them to debug one stage.
+Each stage is described once, here: `midilm <stage> --help`. A stage command runs the stage's
+code in this process (without DVC's caching); `dvc repro` runs the same command per stage.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from midilm.common import wandb_sync
-from midilm.orchestration.stages import STAGES, run_stage
+from midilm.common.params import load_params, to_plain
+from midilm.common.paths import Layout
 
 app = typer.Typer(
     help="midilm: reproducible data + training pipeline for symbolic-music language models.",
@@ -34,48 +36,149 @@ console = Console()
 
 ParamsOption = Annotated[Path, typer.Option("--params", help="Params file to read.")]
 RootOption = Annotated[Path, typer.Option("--root", help="Repository root (outputs go under it).")]
-
-STAGE_HELP = {
-    "split": "Stage `split`: assign train/valid/test by content hash.",
-    "augment": "Stage `augment`: augment the train split (transposition, velocity jitter).",
-    "tokenize": "Stage `tokenize@KEY`: encode every piece with tokenizer KEY of params.",
-    "pack": "Stage `pack@KEY`: pack tokenizer KEY's sequences into Arrow, binidx and JSONL.",
-    "train": "Stage `train@KEY`: train model KEY of params `models` on its packed data.",
-    "generate": "Stage `generate@KEY`: sample pieces from trained model KEY to MIDI.",
-    "evaluate": "Stage `evaluate@KEY`: score model KEY's samples and the test split (seed 001).",
-    "complexity": "Stage `complexity`: decoding time and cache memory against context (T7).",
-    "report": "Stage `report`: write the thesis tables to reports/tables.",
-}
+TokenizerKey = Annotated[str, typer.Argument(help="A key of params `tokenizers`.")]
+ModelKey = Annotated[str, typer.Argument(help="A key of params `models`.")]
 
 
-KeyArgument = Annotated[
-    str | None, typer.Argument(help="Item of a foreach stage (a tokenizer or model key).")
-]
+def _plain(params: Path) -> dict[str, Any]:
+    return to_plain(load_params(params))
 
 
-def _stage_command(name: str) -> None:
-    def command(
-        key: KeyArgument = None,
-        params: ParamsOption = Path("params.yaml"),
-        root: RootOption = Path("."),
-    ) -> None:
-        run_stage(name, params, root, key=key)
+@app.command()
+def split(params: ParamsOption = Path("params.yaml"), root: RootOption = Path(".")) -> None:
+    """Stage `split`: train/valid/test by official split, else by note-content hash (equal
+    content shares one split) -> data/split/."""
+    from midilm.datasets.stage import run_split
 
-    command.__doc__ = STAGE_HELP[name]
-    app.command(name=name)(command)
+    run_split(load_params(params), Layout(root))
 
 
-for _name in STAGES:
-    if _name != "datasets":
-        _stage_command(_name)
+@app.command()
+def augment(params: ParamsOption = Path("params.yaml"), root: RootOption = Path(".")) -> None:
+    """Stage `augment`: transposed, modulated, tempo-scaled, velocity-jittered copies of the
+    train pieces, and the manifest of every piece to tokenize -> data/augmented/."""
+    from midilm.augment.stage import run_augment
+
+    run_augment(_plain(params), Layout(root))
+
+
+@app.command()
+def tokenize(
+    key: TokenizerKey, params: ParamsOption = Path("params.yaml"), root: RootOption = Path(".")
+) -> None:
+    """Stage `tokenize@KEY`: every piece encoded with tokenizer KEY, with stats and round-trip
+    F1 -> data/tokens/KEY/ (timing: outputs/speed/tokenize-KEY.json)."""
+    from midilm.tokenize.stage import run_tokenize
+
+    run_tokenize(_plain(params), Layout(root), key)
+
+
+@app.command()
+def pack(
+    key: TokenizerKey, params: ParamsOption = Path("params.yaml"), root: RootOption = Path(".")
+) -> None:
+    """Stage `pack@KEY`: tokenizer KEY's sequences as Arrow, Megatron binidx and (text
+    encodings) JSONL per split -> data/packed/KEY/."""
+    from midilm.store.stage import run_pack
+
+    run_pack(_plain(params), Layout(root), key)
+
+
+@app.command()
+def train(
+    key: ModelKey, params: ParamsOption = Path("params.yaml"), root: RootOption = Path(".")
+) -> None:
+    """Stage `train@KEY`: train model KEY (from scratch, or fine-tuned) through the one training
+    loop -> models/KEY/{weights/, metrics.json, speed.json, train_log.csv, live/}. Several
+    processes: `python -m midilm.train.torchrun --nproc_per_node N -m midilm train KEY`."""
+    from midilm.train.stage import run_train
+
+    run_train(_plain(params), Layout(root), key)
+
+
+@app.command()
+def generate(
+    key: ModelKey,
+    params: ParamsOption = Path("params.yaml"),
+    root: RootOption = Path("."),
+    prompt: Annotated[
+        str | None, typer.Option(help="test | midi | text | random | audio | none")
+    ] = None,
+    prompt_path: Annotated[
+        Path | None, typer.Option(help="The MIDI, text or audio file of the prompt.")
+    ] = None,
+    seconds: Annotated[
+        float | None, typer.Option(help="Continue each sample until it lasts this long.")
+    ] = None,
+    num_samples: Annotated[int | None, typer.Option(help="How many samples.")] = None,
+    max_new_tokens: Annotated[int | None, typer.Option(help="At most this many new tokens.")] = None,
+    temperature: Annotated[float | None, typer.Option()] = None,
+    top_p: Annotated[float | None, typer.Option()] = None,
+    top_k: Annotated[int | None, typer.Option()] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Output folder (default: outputs/samples/KEY).")
+    ] = None,
+) -> None:
+    """Stage `generate@KEY`: continue prompts (default: the first tokens of test pieces) with
+    model KEY -> outputs/samples/KEY/{sample_NNN.mid, samples.json}. Options override params
+    `generate`, e.g. one 30 s piece from your MIDI file:
+    `midilm generate gpt --prompt midi --prompt-path my.mid --seconds 30 --num-samples 1 --out piece/`.
+    """
+    from midilm.generate.stage import run_generate
+
+    overrides = {
+        "prompt": prompt,
+        "prompt_path": None if prompt_path is None else str(prompt_path),
+        "target_seconds": seconds,
+        "num_samples": num_samples,
+        "max_new_tokens": max_new_tokens,
+        "temperature": temperature,
+        "top_p": top_p,
+        "top_k": top_k,
+    }
+    given = {k: v for k, v in overrides.items() if v is not None}
+    result = run_generate(_plain(params), Layout(root), key, out, **given)
+    for sample in result["samples"]:
+        console.print(f"{sample['path']}: {sample['notes']} notes, {sample['seconds']} s")
+
+
+@app.command()
+def evaluate(
+    key: ModelKey, params: ParamsOption = Path("params.yaml"), root: RootOption = Path(".")
+) -> None:
+    """Stage `evaluate@KEY`: seed 001's music metrics of model KEY's samples and the test split
+    -> outputs/metrics/KEY/{music_metrics.json, per_piece.csv}."""
+    from midilm.evaluate.stage import run_evaluate
+
+    run_evaluate(_plain(params), Layout(root), key)
+
+
+@app.command()
+def complexity(params: ParamsOption = Path("params.yaml"), root: RootOption = Path(".")) -> None:
+    """Stage `complexity`: decoding time per token and cache memory against context length
+    (T7) -> outputs/complexity/complexity.json."""
+    from midilm.evaluate.complexity import run_complexity
+
+    run_complexity(_plain(params), Layout(root))
+
+
+@app.command()
+def report(params: ParamsOption = Path("params.yaml"), root: RootOption = Path(".")) -> None:
+    """Stage `report`: every thesis table with a provenance line -> reports/tables/."""
+    from midilm.report.stage import run_report
+
+    run_report(_plain(params), Layout(root))
 
 
 @datasets_app.command("build")
 def datasets_build(
     params: ParamsOption = Path("params.yaml"), root: RootOption = Path(".")
 ) -> None:
-    """Materialize the selected datasets as MIDI + manifest (the `datasets` stage)."""
-    run_stage("datasets", params, root)
+    """Stage `datasets`: the selected datasets as canonical MIDI, a manifest and a quarantine
+    report of every bad file -> data/raw/."""
+    from midilm.datasets.stage import run_datasets
+
+    run_datasets(load_params(params), Layout(root))
 
 
 @datasets_app.command("list")

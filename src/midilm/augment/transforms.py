@@ -131,8 +131,9 @@ def modulate(
     picks a shift that keeps the segment in `pitch_range` (see `segment_span`); a shift that
     would leave it raises ValueError rather than clip."""
     span = segment_span(score, start, end)
-    if span is not None and (span[0] + semitones < pitch_range[0] or
-                             span[1] + semitones >= pitch_range[1]):  # fmt: skip
+    if span is not None and (
+        span[0] + semitones < pitch_range[0] or span[1] + semitones >= pitch_range[1]
+    ):
         raise ValueError(f"modulation by {semitones} leaves pitch range {pitch_range}")
     out = score.copy()
     if semitones == 0 or span is None:

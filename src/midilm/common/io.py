@@ -7,7 +7,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +67,25 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
+
+
+@contextlib.contextmanager
+def publish_outputs(out_dir: str | Path, names: Sequence[str]) -> Iterator[Path]:
+    """Build outputs `names` in a temporary folder beside `out_dir`, then move each into
+    `out_dir` in the given order (put the file whose presence means "complete" last). Unlike
+    `atomic_dir`, other entries of `out_dir` (checkpoints, tracker runs) are kept."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
+    try:
+        yield tmp
+        for name in names:
+            target = out_dir / name
+            if target.is_dir():
+                shutil.rmtree(target)
+            os.replace(tmp / name, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _json_default(obj: Any) -> Any:

@@ -26,20 +26,3 @@ def load_params(path: str | Path = PARAMS_FILE) -> DictConfig:
 def to_plain(cfg: DictConfig) -> dict:
     """A plain dict (for JSON, wandb, hashing)."""
     return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
-
-
-def model_entry(plain: dict, key: str | None) -> tuple[str, dict]:
-    """(key, entry) of `models.<key>`; without a key, the only model (an error when several)."""
-    models = dict(plain.get("models") or {})
-    if key is None:
-        if len(models) != 1:
-            raise ValueError(
-                f"params declare models {sorted(models)}: name one, e.g. "
-                "`python -m stages.train <key>` (DVC runs train@<key>)"
-            )
-        key = next(iter(models))
-    if key not in models:
-        raise KeyError(
-            f"model {key!r} is not in params `models` ({sorted(models)}); see conf/models"
-        )
-    return key, dict(models[key])

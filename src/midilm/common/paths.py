@@ -65,6 +65,10 @@ class Layout:
     def metrics_dir(self, model: str) -> Path:
         return self.root / "outputs" / "metrics" / model
 
+    def speed_file(self, stage: str, key: str) -> Path:
+        """A stage's wall-clock measurement, kept out of its deterministic outputs."""
+        return self.root / "outputs" / "speed" / f"{stage}-{key}.json"
+
     @property
     def complexity_file(self) -> Path:
         return self.root / "outputs" / "complexity" / "complexity.json"

@@ -1,4 +1,4 @@
-"""The complexity stage: seed 001's complexity table, measured (T7).
+"""Stage `complexity`: seed 001's complexity table, measured (T7).
 
 Decoding time per token and the memory the cache or recurrent state holds, against context
 length, for the families named in params `complexity.families` at their configured sizes.
@@ -9,47 +9,50 @@ from __future__ import annotations
 
 import platform
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import torch
-from omegaconf import DictConfig
 
 from midilm.common.io import write_json_atomic
 from midilm.common.logging import get_logger
-from midilm.common.params import to_plain
 from midilm.common.paths import Layout
+from midilm.common.spec import ConfigError, from_mapping, section
 from midilm.models.complexity import measure_complexity
 from midilm.models.runtime import deterministic, resolve_device
+from midilm.specs import model_keys, model_spec
 
 log = get_logger(__name__)
 
 
-def run_complexity(params: Mapping[str, Any] | DictConfig, layout: Layout | None = None) -> dict:
-    """Measure every (family, context) point; write outputs/complexity/complexity.json."""
-    layout = layout or Layout()
-    plain = to_plain(params) if isinstance(params, DictConfig) else dict(params)
-    cfg, models = plain["complexity"], plain["models"]
-    missing = [key for key in cfg["families"] if key not in models]
+@dataclass(frozen=True)
+class ComplexitySpec:
+    families: tuple[str, ...]  # keys of `models`
+    contexts: tuple[int, ...]
+    vocab_size: int
+    repeats: int
+    device: str
+    threads: int
+
+
+def run_complexity(params: Mapping[str, Any], layout: Layout) -> dict:
+    """Measure every (model, context) point; write outputs/complexity/complexity.json."""
+    cfg = from_mapping(ComplexitySpec, section(params, "complexity"), "conf/complexity/*.yaml")
+    missing = [key for key in cfg.families if key not in model_keys(params)]
     if missing:
-        raise KeyError(
+        raise ConfigError(
             f"complexity.families names {missing}, which are not in params `models` "
-            f"({sorted(models)}); fix conf/complexity/*.yaml"
+            f"({model_keys(params)}); fix conf/complexity/*.yaml"
         )
-    entries = {key: {**models[key], "name": key} for key in cfg["families"]}
-    device = resolve_device(str(cfg.get("device", "cpu")))
-    with deterministic(int(plain["seed"]), int(cfg.get("threads", 1))):
-        rows = measure_complexity(
-            entries,
-            [int(c) for c in cfg["contexts"]],
-            int(cfg["vocab_size"]),
-            device,
-            int(cfg["repeats"]),
-        )
+    specs = {key: model_spec(params, key) for key in cfg.families}
+    device = resolve_device(cfg.device)
+    with deterministic(int(params["seed"]), cfg.threads):
+        rows = measure_complexity(specs, cfg.contexts, cfg.vocab_size, device, cfg.repeats)
     result = {
         "device": _device_name(device),
         "torch": torch.__version__,
         "machine": platform.machine(),
-        "threads": int(cfg.get("threads", 1)),
+        "threads": cfg.threads,
         "rows": rows,
     }
     write_json_atomic(layout.complexity_file, result)

@@ -1,4 +1,4 @@
-"""The evaluate stage: seed 001's metrics for the generated samples and for test pieces
+"""Stage `evaluate@KEY`: seed 001's metrics for the generated samples and for test pieces
 (the reference), written as music_metrics.json (DVC metrics) and per_piece.csv."""
 
 from __future__ import annotations
@@ -15,13 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from omegaconf import DictConfig
 
 from midilm.common.io import read_json, write_json_atomic, write_text_atomic
 from midilm.common.logging import get_logger
-from midilm.common.params import model_entry, to_plain
 from midilm.common.paths import Layout
+from midilm.common.spec import from_mapping, section
 from midilm.evaluate import metrics
+from midilm.specs import model_spec
 
 log = get_logger(__name__)
 
@@ -118,20 +118,22 @@ def load_samples(layout: Layout, model: str) -> list[dict[str, Any]]:
     return list(data["samples"])
 
 
-def run_evaluate(
-    params: Mapping[str, Any] | DictConfig, layout: Layout | None = None, key: str | None = None
-) -> dict:
+@dataclass(frozen=True)
+class EvaluateSpec:
+    max_reference_pieces: int
+    key_window_measures: int
+    max_quarter_length: float
+    workers: int
+
+
+def run_evaluate(params: Mapping[str, Any], layout: Layout, key: str | None = None) -> dict:
     """Run the stage for model `key`; returns the summary written to outputs/metrics/<key>."""
-    layout = layout or Layout()
-    plain = to_plain(params) if isinstance(params, DictConfig) else dict(params)
-    model, _ = model_entry(plain, key)
-    cfg = plain["evaluate"]
-    max_ql = float(cfg["max_quarter_length"])
-    window = int(cfg["key_window_measures"])
-    workers = int(cfg.get("workers", 2))
+    model = model_spec(params, key).key
+    cfg = from_mapping(EvaluateSpec, section(params, "evaluate"), "conf/evaluate/default.yaml")
+    max_ql, window, workers = cfg.max_quarter_length, cfg.key_window_measures, cfg.workers
 
     samples = load_samples(layout, model)
-    tests = reference_pieces(layout, int(cfg["max_reference_pieces"]))
+    tests = reference_pieces(layout, cfg.max_reference_pieces)
 
     # one parse per distinct file; references only need their note events
     wanted: dict[Path, bool] = {}

@@ -18,13 +18,14 @@ from typing import Any
 import torch
 
 from midilm.models.incremental import forward_with_cache, tensor_nbytes
-from midilm.models.registry import build_model, count_parameters, resolve_model_cfg
+from midilm.models.registry import build_model, count_parameters
 from midilm.models.runtime import peak_memory_mb, resolve_device
+from midilm.specs import ModelSpec
 
 
 @torch.no_grad()
 def measure_complexity(
-    entries: Mapping[str, Mapping[str, Any]],
+    specs: Mapping[str, ModelSpec],
     contexts: Sequence[int],
     vocab_size: int,
     device: str | torch.device = "cpu",
@@ -33,16 +34,15 @@ def measure_complexity(
     prefill_chunk: int = 1024,
     seed: int = 0,
 ) -> list[dict[str, Any]]:
-    """One row per (model entry, context): family, context, ms_per_token, cache_bytes, device.
+    """One row per (model, context): family, context, ms_per_token, cache_bytes, device.
 
-    `entries` maps a model key to its entry (conf/model/<key>.yaml, resolved or not). Peak
-    memory is CUDA's peak allocation for that row, or on CPU the process's peak RSS so far.
+    Peak memory is CUDA's peak allocation for that row, or on CPU the process's peak RSS so far.
     """
     device = resolve_device(device) if isinstance(device, str) else device
     rows = []
-    for key, entry in entries.items():
-        cfg = resolve_model_cfg(entry) if "sizes" in entry else dict(entry)
-        cfg["context"] = max(int(cfg["context"]), max(contexts) + 1)
+    for key, spec in specs.items():
+        cfg = spec.architecture
+        cfg["context"] = max(spec.context, max(contexts) + 1)
         torch.manual_seed(seed)
         model = build_model(cfg, vocab_size, 0, 1, 2).to(device).eval()
         generator = torch.Generator().manual_seed(seed)
@@ -59,7 +59,7 @@ def measure_complexity(
                 {
                     "model": key,
                     "family": str(cfg["family"]),
-                    "size": cfg.get("size"),
+                    "size": spec.size,
                     "params": count_parameters(model),
                     "context": int(length),
                     "ms_per_token": 1000 * statistics.median(times),

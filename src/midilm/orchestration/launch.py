@@ -33,6 +33,15 @@ EXECUTORS = ("local", "slurm")
 REQUEUE_EXIT_CODE = 75
 # The shard protocol's variables (midilm.orchestration.shards, which needs pandas: not imported).
 SHARD_COUNT_ENV, SHARD_MERGE_ENV = "MIDILM_SHARD_COUNT", "MIDILM_SHARD_MERGE"
+SLURM_LOG_DIR = Path("logs") / "slurm"  # relative to the working directory of the run
+
+
+def slurm_log_base(stage: str) -> str:
+    """A stage's Slurm script and log name: `tokenize@remi` -> `tokenize-remi` (its logs are
+    `<base>-<jobid>.log`, or `<base>-<jobid>_<task>.log` for array tasks)."""
+    return stage.replace("@", "-")
+
+
 _STAGE_NAME = re.compile(r"^[A-Za-z0-9_.-]+(@[A-Za-z0-9_.-]+)?$")
 _NO_SPACE = re.compile(r"^\S+$")
 
@@ -185,7 +194,7 @@ def sbatch_script(
             f"stage {stage}: the gpu template runs `python -m torch.distributed.run <script>`, "
             f"so its command must start with a python interpreter (got {command[0]!r})"
         )
-    log_path = log_path or workdir / "logs" / "slurm" / f"{stage.replace('@', '-')}-%j.log"
+    log_path = log_path or workdir / SLURM_LOG_DIR / f"{slurm_log_base(stage)}-%j.log"
     values = template_values(stage, command, workdir, resources, log_path, exports)
     return render(template_path(template, workdir), values)
 
@@ -202,8 +211,8 @@ def run_local(command: Sequence[str]) -> int:
 def run_slurm(stage: str, command: Sequence[str], workdir: Path) -> int:
     """Submit the stage (as shards, then their merge, when it has `array: N`); its exit code."""
     resources = load_resources(stage)
-    name = stage.replace("@", "-")  # foreach items run at once: one script and log name each
-    log_dir = workdir / "logs" / "slurm"
+    name = slurm_log_base(stage)  # foreach items run at once: one script and log name each
+    log_dir = workdir / SLURM_LOG_DIR
     log_dir.mkdir(parents=True, exist_ok=True)
     if resources.template_name() != "array":
         script = sbatch_script(stage, command, workdir, resources, log_dir / f"{name}-%j.log")

@@ -18,6 +18,8 @@ import pandas as pd
 from midilm.common.io import read_json
 from midilm.common.paths import Layout
 from midilm.report.tables import Column, Table
+from midilm.specs import ModelSpec, main_model, model_keys, model_spec
+from midilm.specs.tokenizer import tokenizer_keys
 
 TableBuilder = Callable[[dict[str, Any], Layout], Table]
 TABLES: dict[str, TableBuilder] = {}
@@ -79,26 +81,19 @@ def _seconds(pieces: pd.DataFrame) -> float:
     return float(seconds.sum())
 
 
-def _training_context(params: dict[str, Any]) -> int:
-    """The context of the first model trained on the training tokenizer (0: none)."""
-    from midilm.models import resolve_model_cfg
-
-    tokenizer = str((params.get("tokenizer") or {}).get("name", ""))
-    for entry in (params.get("models") or {}).values():
-        cfg = resolve_model_cfg(entry)
-        if str(cfg.get("tokenizer", tokenizer)) == tokenizer and cfg.get("context"):
-            return int(cfg["context"])
-    return 0
+def _main_model(params: dict[str, Any]) -> ModelSpec:
+    """The spec of params `main_model`: its tokenizer is the one T1 and T3 count."""
+    return model_spec(params, main_model(params))
 
 
 def _chunk_counts(params: dict[str, Any], layout: Layout) -> dict[tuple[str, str], int] | None:
-    """Training windows per (dataset, split): sum of ceil(n_tokens / context) over the training
-    tokenizer's sequences (augmented copies included), `context` that of the first model on
-    that tokenizer; None before tokenizing."""
-    tokenizer = str((params.get("tokenizer") or {}).get("name", ""))
-    context = _training_context(params)
+    """Training windows per (dataset, split): sum of ceil(n_tokens / context) over the main
+    model's tokenizer's sequences (augmented copies included), `context` the main model's;
+    None before tokenizing."""
+    main = _main_model(params)
+    tokenizer, context = main.tokenizer, main.context
     path = layout.tokens_dir(tokenizer) / "sequences.parquet"
-    if not tokenizer or context <= 0 or not path.exists():
+    if not path.exists():
         return None
     seqs = pd.read_parquet(path, columns=["dataset", "split", "n_tokens"])
     seqs["chunks"] = -(-seqs["n_tokens"] // context)
@@ -160,8 +155,9 @@ def datasets_table(params: dict[str, Any], layout: Layout) -> Table:
             "Files: valid files, duplicates included (in their official split, else their kept "
             "twin's); unique pieces: distinct note-content hashes kept after deduplication; "
             "equal content is always in one split. Sequences: training windows of "
-            f"{_training_context(params) or 'the model context'} tokens of the training "
-            "tokenizer (augmented copies included; blank before tokenizing). Quarantined files "
+            f"{_main_model(params).context} tokens of the main model's tokenizer "
+            f"({_main_model(params).tokenizer}; augmented copies included; blank before "
+            "tokenizing). Quarantined files "
             "(not in any split) are counted per dataset.",
             "Hours: the dataset's official durations where it publishes them (Groove, E-GMD: "
             "the CSV's `duration`), else sounding time to the end of the last note.",
@@ -169,18 +165,11 @@ def datasets_table(params: dict[str, Any], layout: Layout) -> Table:
     )
 
 
-def tokenizer_names(params: dict[str, Any]) -> list[str]:
-    """The tokenizers the tokenize stage ran (params.tokenizers keys), else the `tokenizer`
-    group's one."""
-    if params.get("tokenizers"):
-        return list(params["tokenizers"])
-    return [str(params["tokenizer"]["name"])] if params.get("tokenizer") else []
-
-
-def _token_stats(params: dict[str, Any], layout: Layout, file: str = "stats.json") -> list[Any]:
-    """`data/tokens/<tok>/<file>` of every tokenizer: stats.json (deterministic) or speed.json
-    (the stage's wall-clock measurement)."""
-    return [_json(layout.tokens_dir(n) / file, f"tokenize@{n}") for n in tokenizer_names(params)]
+def _token_stats(params: dict[str, Any], layout: Layout) -> list[Any]:
+    """`data/tokens/<tok>/stats.json` of every tokenizer (deterministic)."""
+    return [
+        _json(layout.tokens_dir(n) / "stats.json", f"tokenize@{n}") for n in tokenizer_keys(params)
+    ]
 
 
 @table("T2_tokenizers")
@@ -235,11 +224,12 @@ def tokenizers_table(params: dict[str, Any], layout: Layout) -> Table:
 @table("T2_tokenizers_speed")
 def tokenizers_speed_table(params: dict[str, Any], layout: Layout) -> Table:
     """Encoding files/s of each tokenize stage run, from `data/tokens/<tok>/speed.json`."""
+    speeds = {
+        n: _json(layout.speed_file("tokenize", n), f"tokenize@{n}") for n in tokenizer_keys(params)
+    }
     rows = [
         [name, speed.get("files"), speed.get("workers"), speed.get("encode_files_per_s")]
-        for name, speed in zip(
-            tokenizer_names(params), _token_stats(params, layout, "speed.json"), strict=True
-        )
+        for name, speed in speeds.items()
     ]
     return Table(
         "Tokenizer encoding speed (measured)",
@@ -256,9 +246,9 @@ AUGMENT_TRANSFORMS = ("transpose", "modulation", "tempo", "velocity_jitter")
 def augmentation_table(params: dict[str, Any], layout: Layout) -> Table:
     """Train pieces and tokens (training tokenizer) before and after each transform."""
     manifest = pd.read_parquet(_need(layout.augment_manifest, "augment"))
-    name = str(params["tokenizer"]["name"])
+    name = _main_model(params).tokenizer
     path = _need(layout.tokens_dir(name) / "sequences.parquet", f"tokenize@{name}")
-    tokens = pd.read_parquet(path, columns=["id", "n_tokens"]).set_index("id")["n_tokens"]
+    tokens = pd.read_parquet(path, columns=["id", "n_tokens"]).groupby("id")["n_tokens"].sum()
     train = manifest[manifest["split"] == "train"]
     originals, copies = train[~train["augmented"]], train[train["augmented"]]
     applied = [json.loads(t) for t in copies["transforms"]]
@@ -308,11 +298,6 @@ def augmentation_table(params: dict[str, Any], layout: Layout) -> Table:
     )
 
 
-def model_keys(params: dict[str, Any]) -> list[str]:
-    """Keys of params `models`, in params order (the DAG's train@<key> stages)."""
-    return list(params.get("models") or {})
-
-
 def _model_metrics(params: dict[str, Any], layout: Layout) -> list[dict[str, Any]]:
     return [
         _json(layout.model_dir(key) / "metrics.json", f"train@{key}") for key in model_keys(params)
@@ -357,7 +342,7 @@ def models_table(params: dict[str, Any], layout: Layout) -> Table:
         notes=[
             "Losses in nats per token of each model's own tokenizer; bits/note = validation "
             "loss x tokens / notes of the validation split / ln 2, comparable across tokenizers.",
-            "lora: trainable (adapter) parameters; loss on the continuation only "
+            "finetune: trainable (adapter) parameters; loss on the continuation only "
             "(see T4_models_speed for throughput and memory).",
         ],
     )
@@ -366,11 +351,11 @@ def models_table(params: dict[str, Any], layout: Layout) -> Table:
 @table("T4_models_speed")
 def models_speed_table(params: dict[str, Any], layout: Layout) -> Table:
     rows = []
-    for m in _model_metrics(params, layout):
-        speed = m.get("speed") or {}
+    for key in model_keys(params):
+        speed = _json(layout.model_dir(key) / "speed.json", f"train@{key}")
         rows.append(
             [
-                m["model"],
+                key,
                 speed.get("device"),
                 speed.get("train_tokens_per_s"),
                 speed.get("peak_memory_mb"),

@@ -1,4 +1,4 @@
-"""The report stage: every registered table to reports/tables/<name>.{md,csv,tex}."""
+"""Stage `report`: every registered table to reports/tables/<name>.{md,csv,tex}."""
 
 from __future__ import annotations
 
@@ -6,10 +6,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig
-
 from midilm.common.logging import get_logger
-from midilm.common.params import to_plain
 from midilm.common.paths import Layout
 from midilm.report.builders import TABLES
 from midilm.report.provenance import collect_provenance
@@ -17,10 +14,9 @@ from midilm.report.provenance import collect_provenance
 log = get_logger(__name__)
 
 
-def run_report(params: Mapping[str, Any] | DictConfig, layout: Layout | None = None) -> list[Path]:
+def run_report(params: Mapping[str, Any], layout: Layout) -> list[Path]:
     """Build and write every table in `TABLES`; returns the files written."""
-    layout = layout or Layout()
-    plain = to_plain(params) if isinstance(params, DictConfig) else dict(params)
+    plain = dict(params)
     provenance = collect_provenance(plain, layout)
     written: list[Path] = []
     for name, build in TABLES.items():

@@ -24,13 +24,11 @@ from safetensors.torch import load_file, save_file
 
 from midilm.common.io import read_json, write_json_atomic
 from midilm.common.logging import get_logger
-from midilm.orchestration.launch import REQUEUE_EXIT_CODE
 from midilm.train.distributed import DistContext, all_gather_tensor, barrier
 
 log = get_logger(__name__)
 
 __all__ = [
-    "REQUEUE_EXIT_CODE",
     "CheckpointPolicy",
     "clear",
     "latest_step",
@@ -80,23 +78,34 @@ def save_weights(module: torch.nn.Module, path: Path) -> None:
     """
     tensors: dict[str, torch.Tensor] = {}
     seen: set[int] = set()
-    for name, value in module.state_dict(keep_vars=True).items():
+    for name, value in _checkpointed(module).items():
         if id(value) not in seen:
             seen.add(id(value))
             tensors[name] = value.detach().cpu().clone().contiguous()
     save_file(tensors, str(path))
 
 
+def _checkpointed(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """What a checkpoint holds of the model: every tensor, or only the trained parameters when
+    some are frozen (fine-tuning: the base is reloaded from where it came, never saved)."""
+    state = module.state_dict(keep_vars=True)
+    if all(p.requires_grad for p in module.parameters()):
+        return state
+    return {k: v for k, v in state.items() if isinstance(v, torch.nn.Parameter) and v.requires_grad}
+
+
 def load_weights(module: torch.nn.Module, path: Path, device: torch.device) -> None:
     """Load `save_weights`' file; only aliases of tied parameters may be absent from it."""
     missing, unexpected = module.load_state_dict(load_file(str(path), device=str(device)), False)
     names_by_id: dict[int, list[str]] = {}
-    for name, value in module.state_dict(keep_vars=True).items():
+    for name, value in _checkpointed(module).items():
         names_by_id.setdefault(id(value), []).append(name)
     aliases = {name for names in names_by_id.values() for name in names[1:]}
-    if unexpected or set(missing) - aliases:
+    expected = {name for names in names_by_id.values() for name in names}
+    if unexpected or (set(missing) & expected) - aliases:
         raise ValueError(
-            f"{path}: weights do not fit the model (missing {sorted(set(missing) - aliases)}, "
+            f"{path}: weights do not fit the model (missing "
+            f"{sorted((set(missing) & expected) - aliases)}, "
             f"unexpected {sorted(unexpected)}); delete the checkpoint folder to start fresh"
         )
 

@@ -3,12 +3,47 @@ EOS separate them): random windows for training, fixed sequential ones for valid
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from midilm.store.binidx import BinIdxDataset
+from midilm.train.distributed import DistContext
+from midilm.train.loop import Batch
+
+
+@dataclass(frozen=True)
+class WindowBatches:
+    """The training loop's batches for a causal LM over token streams (`midilm.train.loop`)."""
+
+    train_tokens: np.ndarray
+    valid_tokens: np.ndarray
+    context: int
+    batch_size: int  # per process
+    seed: int
+    eval_batches: int
+
+    def train_batch(self, step: int, micro: int, ctx: DistContext) -> Batch:
+        inputs, targets = random_batch(
+            self.train_tokens,
+            self.context,
+            self.batch_size,
+            self.seed,
+            step,
+            micro,
+            ctx.rank,
+            ctx.world_size,
+        )
+        return {"input_ids": inputs, "labels": targets}
+
+    def valid_batches(self, ctx: DistContext) -> list[Batch]:
+        """`eval_batches` global batches (batch_size x world_size windows), split over ranks."""
+        windows = sequential_batches(
+            self.valid_tokens, self.context, self.batch_size * ctx.world_size, self.eval_batches
+        )
+        return [{"input_ids": inputs, "labels": targets} for inputs, targets in windows]
 
 
 def load_stream(prefix: Path, context: int) -> np.ndarray:

@@ -9,18 +9,23 @@ the weights. Every engine keeps the bare model as `module` for evaluation and sa
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 from safetensors.torch import load_file, save_file
 
 from midilm.common.logging import get_logger
 from midilm.train.distributed import DistContext
-from midilm.train.loop import lm_loss
 from midilm.train.optim import make_optimizer
 from midilm.train.precision import autocast
+
+if TYPE_CHECKING:
+    from midilm.specs import TrainSpec
+
+# (model, batch on the engine's device) -> (mean loss over the batch's targets, their count)
+LossFn = Callable[[torch.nn.Module, dict[str, torch.Tensor]], tuple[torch.Tensor, int]]
 
 log = get_logger(__name__)
 
@@ -40,27 +45,60 @@ def enable_gradient_checkpointing(model: torch.nn.Module) -> bool:
     return True
 
 
+class Engine(Protocol):
+    """What the loop and checkpoints need from a strategy: the bare model, a micro-step
+    (forward, loss, backward), an optimizer step, the learning rate, and checkpoint state."""
+
+    module: torch.nn.Module
+    device: torch.device
+
+    def autocast(self) -> contextlib.AbstractContextManager[None]: ...
+
+    def set_lr(self, lr: float) -> None: ...
+
+    def micro_step(
+        self, batch: dict[str, torch.Tensor], loss: LossFn, weight: float, last: bool
+    ) -> float: ...
+
+    def optimizer_step(self) -> None: ...
+
+    def sync(self) -> None: ...
+
+    def checkpoint_state(self) -> dict[str, Any] | None: ...
+
+    def save_shard(self, directory: Path, rank: int) -> None: ...
+
+    def load_checkpoint(self, state: dict[str, Any] | None, directory: Path, rank: int) -> None: ...
+
+    def export(self) -> torch.nn.Module: ...
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 class TorchEngine:
     """`single` (one process) and `ddp` (a DistributedDataParallel wrapper when world > 1)."""
 
     def __init__(
         self,
         model: torch.nn.Module,
-        cfg: Mapping[str, Any],
+        spec: TrainSpec,
         ctx: DistContext,
         device: torch.device,
         precision: str,
     ) -> None:
         self.module, self.device, self.precision = model, device, precision
-        self.grad_clip = float(cfg["grad_clip"])
-        self.optimizer = make_optimizer(model, cfg)
+        self.grad_clip = spec.grad_clip
+        self.optimizer = make_optimizer(model, spec)
         self.ddp: torch.nn.parallel.DistributedDataParallel | None = None
         forward: torch.nn.Module = model
         if ctx.distributed:
             ids = [device.index] if device.type == "cuda" else None
             self.ddp = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
             forward = self.ddp
-        self.forward_model = torch.compile(forward) if cfg.get("compile") else forward
+        self.forward_model = torch.compile(forward) if spec.compile else forward
 
     def autocast(self) -> contextlib.AbstractContextManager[None]:
         return autocast(self.device, self.precision)
@@ -69,19 +107,26 @@ class TorchEngine:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
 
+    def sync(self) -> None:
+        _sync(self.device)
+
     def micro_step(
-        self, inputs: torch.Tensor, targets: torch.Tensor, accum: int, last: bool
+        self, batch: dict[str, torch.Tensor], loss: LossFn, weight: float, last: bool
     ) -> float:
-        """Forward and backward of one micro-batch; gradients sync across ranks on the last."""
+        """Forward and backward of one micro-batch, its loss scaled by `weight` (its share of
+        the step's targets); gradients sync across ranks on the last. The scaled loss."""
         sync = self.ddp.no_sync() if self.ddp is not None and not last else contextlib.nullcontext()
         with sync:
             with self.autocast():
-                loss = lm_loss(self.forward_model, inputs, targets) / accum
-            loss.backward()
-        return float(loss.detach())
+                mean, _ = loss(self.forward_model, batch)
+                scaled = mean * weight
+            scaled.backward()
+        return float(scaled.detach())
 
     def optimizer_step(self) -> None:
-        torch.nn.utils.clip_grad_norm_(self.module.parameters(), self.grad_clip)
+        if self.grad_clip > 0:
+            trainable = [p for p in self.module.parameters() if p.requires_grad]
+            torch.nn.utils.clip_grad_norm_(trainable, self.grad_clip)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
 
@@ -115,7 +160,7 @@ class DeepSpeedEngine:
     def __init__(
         self,
         model: torch.nn.Module,
-        cfg: Mapping[str, Any],
+        spec: TrainSpec,
         ctx: DistContext,
         device: torch.device,
         precision: str,
@@ -125,17 +170,18 @@ class DeepSpeedEngine:
                 "train.strategy=deepspeed with precision bf16 needs a GPU; set train.precision "
                 "to fp32 or auto on CPU"
             )
-        stage = int(cfg.get("zero_stage", 2))
+        stage = spec.zero_stage
         if stage not in ZERO_STAGES:
             raise ValueError(f"train.zero_stage={stage}; use one of {ZERO_STAGES} (conf/train)")
         import deepspeed
 
-        batch, accum = int(cfg["batch_size"]), int(cfg["grad_accum"])
+        batch, accum = spec.batch_size, spec.grad_accum
+        self.accum = accum
         config = {
             "train_micro_batch_size_per_gpu": batch,
             "gradient_accumulation_steps": accum,
             "train_batch_size": batch * accum * ctx.world_size,
-            "gradient_clipping": float(cfg["grad_clip"]),
+            "gradient_clipping": spec.grad_clip,
             "zero_optimization": {
                 "stage": stage,
                 "contiguous_gradients": True,
@@ -150,12 +196,12 @@ class DeepSpeedEngine:
         }
         self.device, self.precision = device, precision
         engine, optimizer, _, _ = deepspeed.initialize(
-            model=model, optimizer=make_optimizer(model, cfg), config=config
+            model=model, optimizer=make_optimizer(model, spec), config=config
         )
         self.engine, self.zero = engine, optimizer
         self.module: torch.nn.Module = engine.module
         self.forward_model = engine
-        if cfg.get("compile"):
+        if spec.compile:
             engine.compile()
 
     def autocast(self) -> contextlib.AbstractContextManager[None]:
@@ -165,14 +211,18 @@ class DeepSpeedEngine:
         for group in self.zero.param_groups:
             group["lr"] = lr
 
+    def sync(self) -> None:
+        _sync(self.device)
+
     def micro_step(
-        self, inputs: torch.Tensor, targets: torch.Tensor, accum: int, last: bool
+        self, batch: dict[str, torch.Tensor], loss: LossFn, weight: float, last: bool
     ) -> float:
-        """Forward and backward; DeepSpeed scales by 1/accum and steps at the boundary."""
-        loss = lm_loss(self.engine, inputs, targets)
-        self.engine.backward(loss)
+        """Forward and backward; DeepSpeed divides by `accum` itself (so the loss is scaled by
+        weight x accum) and steps at the accumulation boundary. The loss scaled by `weight`."""
+        mean, _ = loss(self.engine, batch)
+        self.engine.backward(mean * (weight * self.accum))
         self.engine.step()
-        return float(loss.detach()) / accum
+        return float(mean.detach()) * weight
 
     def optimizer_step(self) -> None:
         """Done by `engine.step()` on the last micro-batch."""
@@ -241,11 +291,11 @@ def shard_name(rank: int) -> str:
 def make_engine(
     strategy: str,
     model: torch.nn.Module,
-    cfg: Mapping[str, Any],
+    spec: TrainSpec,
     ctx: DistContext,
     device: torch.device,
     precision: str,
-) -> TorchEngine | DeepSpeedEngine:
+) -> Engine:
     if strategy == "deepspeed":
-        return DeepSpeedEngine(model, cfg, ctx, device, precision)
-    return TorchEngine(model, cfg, ctx, device, precision)
+        return DeepSpeedEngine(model, spec, ctx, device, precision)
+    return TorchEngine(model, spec, ctx, device, precision)

@@ -14,7 +14,7 @@ import sys
 from torch.distributed.elastic.multiprocessing.api import SignalException
 from torch.distributed.run import main
 
-from midilm.train.checkpoint import REQUEUE_EXIT_CODE
+from midilm.orchestration.launch import REQUEUE_EXIT_CODE
 
 
 def run(argv: list[str] | None = None) -> int:

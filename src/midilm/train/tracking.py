@@ -22,11 +22,13 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from midilm.common.logging import get_logger
+from midilm.specs import TrainSpec, WandbSpec
 
 log = get_logger(__name__)
 
 WANDB_MODES = ("offline", "online", "disabled")
 LIVE_DIR, WANDB_DIR = "live", "wandb"
+MEASURED_SUFFIXES = ("tokens_per_s",)  # wall-clock values: wandb only
 
 
 class Tracker(Protocol):
@@ -36,9 +38,7 @@ class Tracker(Protocol):
 
 
 class WandbTracker:
-    def __init__(
-        self, cfg: Mapping[str, Any], out_dir: Path, name: str, config: Mapping[str, Any]
-    ) -> None:
+    def __init__(self, cfg: WandbSpec, out_dir: Path, name: str, config: Mapping[str, Any]) -> None:
         import wandb
 
         logging.getLogger("wandb").setLevel(logging.WARNING)
@@ -52,8 +52,8 @@ class WandbTracker:
             x_disable_machine_info=True,
         )
         self.run = wandb.init(
-            project=str(cfg.get("project") or "midilm"),
-            entity=cfg.get("entity"),
+            project=cfg.project,
+            entity=cfg.entity,
             name=name,
             dir=str(out_dir),
             mode=wandb_mode(cfg),
@@ -86,9 +86,12 @@ class LiveTracker:
         )
 
     def log(self, step: int, values: Mapping[str, float]) -> None:
+        """Every value but wall-clock ones (tokens/s): live/ is a DVC output, byte-identical
+        across runs with the same seed."""
         self.live.step = step
         for name, value in values.items():
-            self.live.log_metric(name, float(value))
+            if not name.endswith(MEASURED_SUFFIXES):
+                self.live.log_metric(name, float(value))
         self.live.make_summary()
 
     def close(self) -> None:
@@ -120,9 +123,9 @@ class Trackers:
             self.trackers.remove(tracker)
 
 
-def wandb_mode(cfg: Mapping[str, Any]) -> str:
-    """WANDB_MODE from the environment, else `train.wandb.mode`, else offline."""
-    mode = (os.environ.get("WANDB_MODE") or str(cfg.get("mode") or "offline")).lower()
+def wandb_mode(cfg: WandbSpec) -> str:
+    """WANDB_MODE from the environment, else `train.wandb.mode`."""
+    mode = (os.environ.get("WANDB_MODE") or cfg.mode).lower()
     mode = {"dryrun": "offline", "disable": "disabled"}.get(mode, mode)
     if mode not in WANDB_MODES:
         raise ValueError(f"train.wandb.mode={mode!r}; use one of {WANDB_MODES} (or WANDB_MODE)")
@@ -130,22 +133,21 @@ def wandb_mode(cfg: Mapping[str, Any]) -> str:
 
 
 def open_trackers(
-    train_cfg: Mapping[str, Any],
+    spec: TrainSpec,
     out_dir: Path,
     name: str,
     config: Mapping[str, Any],
     resume_step: int,
     enabled: bool = True,
 ) -> Trackers:
-    """The trackers `train_cfg` asks for (none when not `enabled`: ranks other than 0)."""
+    """The trackers `spec` asks for (none when not `enabled`: ranks other than 0)."""
     if not enabled:
         return Trackers()
     trackers: list[Tracker] = []
-    wandb_cfg = dict(train_cfg.get("wandb") or {})
     makers: list[tuple[str, Callable[[], Tracker]]] = []
-    if wandb_mode(wandb_cfg) != "disabled":
-        makers.append(("wandb", lambda: WandbTracker(wandb_cfg, out_dir, name, config)))
-    if bool(train_cfg.get("dvclive", True)):
+    if wandb_mode(spec.wandb) != "disabled":
+        makers.append(("wandb", lambda: WandbTracker(spec.wandb, out_dir, name, config)))
+    if spec.dvclive:
         makers.append(("dvclive", lambda: LiveTracker(out_dir / LIVE_DIR, resume_step)))
     for label, make in makers:
         try:

@@ -16,17 +16,18 @@ before), so every note after the first prompt is a target exactly once.
 
 from __future__ import annotations
 
-import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-IGNORE = -100
+from midilm.specs import FinetuneSpec
+from midilm.train.distributed import DistContext
+from midilm.train.loop import IGNORE, Batch
+
 NOTE_PREFIX = "p"  # every Simplified MIDI word starts with its pitch field
 
 # The report's wording (seed 004 §6.1, Figure 14, and its inference script for the piano form).
@@ -65,10 +66,9 @@ class Header:
     task: str = TASK
 
     @classmethod
-    def from_cfg(cls, cfg: Mapping[str, Any], bend: bool) -> Header:
-        """`persona`/`notation`/`task` of the model config, else the report's wording."""
-        notation = cfg.get("notation") or (NOTATION_BEND if bend else NOTATION)
-        return cls(str(cfg.get("persona") or PERSONA), str(notation), str(cfg.get("task") or TASK))
+    def of(cls, spec: FinetuneSpec, bend: bool) -> Header:
+        """The spec's `persona` (null: the report's), the report's notation and task."""
+        return cls(spec.persona or PERSONA, NOTATION_BEND if bend else NOTATION, TASK)
 
     @property
     def system(self) -> str:
@@ -87,14 +87,6 @@ class Example:
     input_ids: list[int]
     labels: list[int]
     continuation_notes: int
-
-
-def read_texts(path: Path) -> list[str]:
-    """The `text` of each line of a packed JSONL file (data/packed/<tokenizer>/<split>.jsonl)."""
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: missing; run `dvc repro pack` for a text tokenizer")
-    with open(path, encoding="utf-8") as handle:
-        return [json.loads(line)["text"] for line in handle if line.strip()]
 
 
 def has_bend(texts: Sequence[str]) -> bool:
@@ -149,7 +141,7 @@ def build_examples(
     if budget < 2 * 16:
         raise ValueError(
             f"context {context} leaves {budget} tokens for notes after the {overhead}-token "
-            "instruction header; raise `context` in conf/model/lora.yaml or shorten the header"
+            "instruction header; raise `context` in conf/model/finetune.yaml or shorten the header"
         )
     examples = []
     for text in texts:
@@ -217,8 +209,10 @@ def _fitted_example(
     return None
 
 
-def collate(examples: Sequence[Example], pad_id: int) -> dict[str, torch.Tensor]:
-    """Right-padded `input_ids`, `attention_mask` and `labels` (-100 on padding)."""
+def collate(examples: Sequence[Example], pad_id: int) -> Batch:
+    """Right-padded `input_ids` and `attention_mask`, and `labels` as the training loop takes
+    them: the target of each position (the next token's label; IGNORE on the prompt, padding and
+    the last position)."""
     width = max(len(e.input_ids) for e in examples)
     ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
     labels = torch.full((len(examples), width), IGNORE, dtype=torch.long)
@@ -226,9 +220,44 @@ def collate(examples: Sequence[Example], pad_id: int) -> dict[str, torch.Tensor]
     for row, example in enumerate(examples):
         n = len(example.input_ids)
         ids[row, :n] = torch.tensor(example.input_ids)
-        labels[row, :n] = torch.tensor(example.labels)
+        labels[row, : n - 1] = torch.tensor(example.labels[1:])
         mask[row, :n] = 1
     return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+
+def labelled_tokens(examples: Sequence[Example]) -> int:
+    """Tokens the loss is computed on (the continuation and EOS)."""
+    return sum(1 for e in examples for label in e.labels[1:] if label != IGNORE)
+
+
+@dataclass(frozen=True)
+class ExampleBatches:
+    """The training loop's batches for fine-tuning: seeded epochs over the examples; the first
+    `eval_batches` global batches of the validation examples."""
+
+    train: Sequence[Example]
+    valid: Sequence[Example]
+    batch_size: int  # per process
+    accum: int
+    seed: int
+    pad_id: int
+    eval_batches: int
+
+    def train_batch(self, step: int, micro: int, ctx: DistContext) -> Batch:
+        """Micro-batch `micro` of step `step`: the global batch (world x batch_size examples)
+        drawn once, rank r taking the r-th slice."""
+        size = self.batch_size * ctx.world_size
+        chosen = batch_indices(len(self.train), self.seed, step, micro, self.accum, size)
+        mine = chosen[ctx.rank * self.batch_size : (ctx.rank + 1) * self.batch_size]
+        return collate([self.train[i] for i in mine], self.pad_id)
+
+    def valid_batches(self, ctx: DistContext) -> list[Batch]:
+        size = self.batch_size * ctx.world_size
+        chosen = self.valid_examples(ctx.world_size)
+        return [collate(chosen[i : i + size], self.pad_id) for i in range(0, len(chosen), size)]
+
+    def valid_examples(self, world_size: int = 1) -> Sequence[Example]:
+        return self.valid[: self.eval_batches * self.batch_size * world_size]
 
 
 def batch_indices(count: int, seed: int, step: int, micro: int, accum: int, size: int) -> list[int]:
