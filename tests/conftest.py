@@ -18,8 +18,9 @@ from midilm.common.io import write_json_atomic
 from midilm.common.params import load_params, to_plain
 from midilm.common.paths import Layout
 from midilm.store.binidx import BinIdxWriter, dtype_for_vocab
+from midilm.specs.tokenizer import tokenizer_spec
+from midilm.store.sequences import write_sequences
 from midilm.tokenize.base import build_tokenizer
-from midilm.tokenize.stage import write_sequences
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATASETS = Path(
@@ -161,7 +162,7 @@ def write_split_and_tokens(
 
 def build_packed_corpus(midis: list[Path], root: Path, params: dict[str, Any]) -> Layout:
     """Split manifest, tokens (tokenizer.json, sequences.parquet, stats.json) and packed binidx."""
-    tokenizer = build_tokenizer(params["tokenizer"])
+    tokenizer = build_tokenizer(tokenizer_spec(params, "remi").build_cfg)
     name = tokenizer.name
     layout, rows = write_split_and_tokens(midis, root, tokenizer)
 
@@ -207,7 +208,7 @@ def tiny_params(repo_root: Path, steps: int = 30) -> dict[str, Any]:
         eval_batches=2,
         device="cpu",
         threads=1,
-        wandb={"mode": "disabled"},
+        wandb={**plain["train"]["wandb"], "mode": "disabled"},
         dvclive=False,
     )
     plain["generate"].update(num_samples=3, prompt_tokens=16, max_new_tokens=80)

@@ -3,7 +3,7 @@ tokenizer trained on Simplified MIDI text of the Bach chorales (no hub access)."
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,13 +12,16 @@ import symusic
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM
 
+from midilm.common.params import load_params, to_plain
 from midilm.common.paths import Layout
-from midilm.models.lora import train_offline_tokenizer
+from midilm.finetune.data import Header
+from midilm.finetune.standin import train_offline_tokenizer
+from midilm.finetune.train import finetune_job
+from midilm.specs import ModelSpec, model_spec
 from midilm.tokenize.base import build_tokenizer
 from midilm.tokenize.simplified_midi import SimplifiedMidiTokenizer
-from midilm.train.instruct import run_lora_training
-from midilm.train.instruct_data import Header
-from tests.conftest import write_split_and_tokens
+from midilm.train.run import run_job
+from tests.conftest import REPO_ROOT, write_split_and_tokens
 
 CONTEXT = 256
 # Wider than the default 0.02: after the final RMSNorm a 32-wide model's logits could otherwise
@@ -93,84 +96,84 @@ def tiny_llama(tmp_path_factory: pytest.TempPathFactory, texts_train: list[str])
     return save_tiny_base("llama", texts_train, tmp_path_factory.mktemp("llama_only"))
 
 
-def _model_cfg(base_model: str | None, **extra: Any) -> dict[str, Any]:
-    return {
-        "name": "lora",
-        "family": "lora",
-        "tokenizer": "simplified_midi",
-        "size": "smoke",
-        "base_model": base_model,
-        "context": CONTEXT,
-        "lora_r": 4,
-        "lora_alpha": 8,
-        "lora_dropout": 0.0,
-        "quantize": "none",
-        "dtype": "float32",
-        "rope_scaling": None,
-        "prompt_fraction": 0.1,
-        "offline_base": {
-            "n_layer": 2,
-            "hidden": 32,
-            "heads": 2,
-            "intermediate": 64,
-            "vocab_size": 1024,
-            "pretrain_steps": 4,
-            "pretrain_batch_size": 4,
-            "pretrain_context": 64,
-        },
-        **extra,
-    }
+SMOKE_SIZE: dict[str, Any] = {
+    "context": CONTEXT,
+    "lora_r": 4,
+    "lora_alpha": 8,
+    "lora_dropout": 0.0,
+    "quantize": "none",
+    "dtype": "float32",
+    "rope_scaling": None,
+    "rope_factor": None,
+    "gradient_checkpointing": False,
+    "offline_base": {
+        "n_layer": 2,
+        "hidden": 32,
+        "heads": 2,
+        "kv_heads": 2,
+        "intermediate": 64,
+        "vocab_size": 1024,
+        "context": 64,
+        "pretrain": {"steps": 4, "batch_size": 4, "eval_batches": 0, "checkpoint_interval": 0},
+    },
+}
+TRAIN = {
+    "steps": 6,
+    "batch_size": 4,
+    "grad_accum": 2,
+    "lr": 1e-2,
+    "min_lr": 1e-3,
+    "warmup_steps": 1,
+    "eval_interval": 3,
+    "eval_batches": 1,
+    "checkpoint_interval": 0,
+    "device": "cpu",
+    "threads": 1,
+    "dvclive": False,
+}
 
 
-def _train_cfg(**extra: Any) -> dict[str, Any]:
-    return {
-        "steps": 6,
-        "batch_size": 4,
-        "grad_accum": 2,
-        "lr": 1e-2,
-        "min_lr": 1e-3,
-        "warmup_steps": 1,
-        "schedule": "cosine",
-        "weight_decay": 0.001,
-        "betas": [0.9, 0.99],
-        "eps": 1e-8,
-        "grad_clip": 1.0,
-        "eval_interval": 3,
-        "eval_batches": 1,
-        "checkpoint_interval": 0,
-        "device": "cpu",
-        "threads": 1,
-        **extra,
-    }
+def finetune_params(
+    base_model: str | None, train: dict[str, Any] | None = None, **size: Any
+) -> dict[str, Any]:
+    """The committed params with one model, `finetune`, small enough for a test: its smoke size
+    replaced (`size` on top of SMOKE_SIZE; base_model None: the offline stand-in), the global
+    train group with TRAIN (and `train`) on top."""
+    params = to_plain(load_params(REPO_ROOT / "params.yaml"))
+    entry = dict(params["models"]["finetune"])
+    entry["sizes"] = {"smoke": {**SMOKE_SIZE, "base_model": base_model, **size}}
+    entry.update(size="smoke", train={})
+    params["models"] = {"finetune": entry}
+    params["train"].update({**TRAIN, **(train or {})})
+    params["train"]["wandb"]["mode"] = "disabled"
+    return params
 
 
-@pytest.fixture(scope="session")
-def model_cfg() -> Callable[..., dict[str, Any]]:
-    """model_cfg(base_model, **overrides): a flat lora model config (as resolve_model_cfg gives
-    it) small enough for a test; base_model None means the offline stand-in."""
-    return _model_cfg
+def finetune_spec(
+    base_model: str | None, train: dict[str, Any] | None = None, **size: Any
+) -> ModelSpec:
+    """The model spec of `finetune_params`, resolved as the stage resolves it."""
+    return model_spec(finetune_params(base_model, train, **size), "finetune")
 
 
-@pytest.fixture(scope="session")
-def train_cfg() -> Callable[..., dict[str, Any]]:
-    """train_cfg(**overrides): the global train group's shape, a few steps on one CPU thread."""
-    return _train_cfg
+def fine_tune(
+    spec: ModelSpec, texts_train: list[str], texts_valid: list[str], out_dir: Path, seed: int
+) -> dict[str, Any]:
+    """train@finetune's work on given texts: the job through `run_job`; metrics.json's content."""
+    with finetune_job(spec, seed, texts_train, texts_valid, out_dir / "checkpoints") as job:
+        return run_job(job, out_dir, trackers=False)
 
 
 @pytest.fixture(scope="session")
 def stand_in_runs(
-    tmp_path_factory: pytest.TempPathFactory,
-    texts_train: list[str],
-    texts_valid: list[str],
-    model_cfg: Callable[..., dict[str, Any]],
-    train_cfg: Callable[..., dict[str, Any]],
+    tmp_path_factory: pytest.TempPathFactory, texts_train: list[str], texts_valid: list[str]
 ) -> tuple[Path, Path, dict[str, Any]]:
     """The offline stand-in (base_model null) fine-tuned twice with the same seed."""
     root = tmp_path_factory.mktemp("runs")
-    cfg, train = model_cfg(None), train_cfg()
-    metrics = run_lora_training(cfg, train, texts_train, texts_valid, root / "a" / "lora", 7)
-    run_lora_training(cfg, train, texts_train, texts_valid, root / "b" / "lora", 7)
-    return root / "a" / "lora", root / "b" / "lora", metrics
+    spec = finetune_spec(None)
+    metrics = fine_tune(spec, texts_train, texts_valid, root / "a" / "finetune", 7)
+    fine_tune(spec, texts_train, texts_valid, root / "b" / "finetune", 7)
+    return root / "a" / "finetune", root / "b" / "finetune", metrics
 
 
 SPLITS = ["train"] * 8 + ["valid"] * 2 + ["test"] * 2  # as tests/conftest.py's corpus

@@ -4,10 +4,9 @@ pre-training through the one training loop (settings in `offline_base.pretrain`)
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -15,7 +14,7 @@ from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 from midilm.common.logging import get_logger
 from midilm.specs.model import OfflineBaseSpec
-from midilm.specs.train import TrainSpec, train_spec
+from midilm.specs.train import TrainSpec
 from midilm.train.data import random_batch
 from midilm.train.distributed import DistContext
 from midilm.train.loop import Batch
@@ -92,7 +91,6 @@ def build_offline_base(
     out_dir: Path,
     texts: Sequence[str],
     base: OfflineBaseSpec,
-    train_group: Mapping[str, Any],
     seed: int,
     max_positions: int,
     header: str = "",
@@ -120,9 +118,8 @@ def build_offline_base(
         tie_word_embeddings=False,
     )
     model = LlamaForCausalLM(config)
-    spec = train_spec(train_group, base.pretrain)
-    if spec.steps > 0:
-        pretrain(model, tokenizer, texts, spec, base.context, seed)
+    if base.pretrain.steps > 0:
+        pretrain(model, tokenizer, texts, base.pretrain, base.context, seed)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir)

@@ -51,13 +51,8 @@ log = get_logger(__name__)
 BASE, INSTRUCT = "base", "instruct.json"  # the stand-in lives in weights/base
 
 
-@contextlib.contextmanager
-def finetune_job(
-    spec: ModelSpec, seed: int, layout: Layout, config: dict[str, Any]
-) -> Iterator[TrainJob]:
-    """The job of fine-tuning model `spec` on data/packed/<tokenizer>/{train,valid}.jsonl; the
-    stand-in (when built) lives in a temporary folder while the job runs."""
-    finetune = _finetune(spec)
+def finetune_texts(spec: ModelSpec, layout: Layout) -> tuple[list[str], list[str]]:
+    """The train and valid texts of model `spec`: data/packed/<tokenizer>/{train,valid}.jsonl."""
     packed = layout.packed_dir(spec.tokenizer)
     stats = training_stats(packed, spec.tokenizer, spec.key)
     if not stats.get("jsonl"):
@@ -66,17 +61,28 @@ def finetune_job(
             f"{spec.key!r} (family finetune) has no text to learn; set its `tokenizer: "
             "simplified_midi` in conf/model"
         )
-    texts_train, texts_valid = (
-        read_texts(packed / "train.jsonl"),
-        read_texts(packed / "valid.jsonl"),
-    )
+    return read_texts(packed / "train.jsonl"), read_texts(packed / "valid.jsonl")
+
+
+@contextlib.contextmanager
+def finetune_job(
+    spec: ModelSpec,
+    seed: int,
+    texts_train: list[str],
+    texts_valid: list[str],
+    scratch_root: Path,
+    config: dict[str, Any] | None = None,
+) -> Iterator[TrainJob]:
+    """The job of fine-tuning model `spec` on Simplified MIDI texts. Without `base_model`, the
+    stand-in is built first, in a temporary folder under `scratch_root` that lives while the job
+    runs (its `save` copies it into weights/base)."""
+    finetune = _finetune(spec)
     bend = has_bend(texts_train)
     header = Header.of(finetune, bend)
     loading = BaseLoading.of(finetune, spec.context)
     quiet_transformers()
-    run_state = layout.model_dir(spec.key) / "checkpoints"  # beside the outputs, dvcignored
-    run_state.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=".standin-", dir=run_state))
+    scratch_root.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=".standin-", dir=scratch_root))
     try:
         base_name: str | Path | None = finetune.base_model
         if not base_name:
@@ -87,16 +93,19 @@ def finetune_job(
                 )
             with deterministic(seed, spec.train.threads):
                 base_name = build_offline_base(
-                    scratch,
-                    texts_train,
-                    finetune.offline_base,
-                    _train_group(config),
-                    seed,
-                    spec.context,
-                    header.system,
+                    scratch, texts_train, finetune.offline_base, seed, spec.context, header.system
                 )
         yield _job(
-            spec, finetune, seed, config, header, bend, loading, base_name, texts_train, texts_valid
+            spec,
+            finetune,
+            seed,
+            config or {},
+            header,
+            bend,
+            loading,
+            base_name,
+            texts_train,
+            texts_valid,
         )
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -222,11 +231,6 @@ def _finetune(spec: ModelSpec) -> FinetuneSpec:
     if spec.finetune is None:
         raise ValueError(f"model {spec.key!r} is not a finetune entry")
     return spec.finetune
-
-
-def _train_group(config: dict[str, Any]) -> dict[str, Any]:
-    """The global `train` group of the params (the stand-in's pre-training goes on top of it)."""
-    return dict(config["train"])
 
 
 def instruct_spec(

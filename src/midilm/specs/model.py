@@ -9,7 +9,7 @@ under the entry's own blocks (and a size's own `train` block on top of those). A
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from midilm.common.spec import ConfigError, from_mapping, section
@@ -33,7 +33,7 @@ class OfflineBaseSpec:
     intermediate: int
     vocab_size: int
     context: int  # pre-training window
-    pretrain: dict[str, Any] = field(default_factory=dict)  # `train` overrides (steps, lr, ...)
+    pretrain: TrainSpec  # the `train` group with the entry's `pretrain` block on top
 
 
 @dataclass(frozen=True)
@@ -121,7 +121,12 @@ def model_spec(params: Mapping[str, Any], key: str | None = None) -> ModelSpec:
     context = int(flat.pop("context"))
     family = str(entry["family"]).lower()
     finetune = None
+    train_group = section(params, "train", where="conf/train")
     if family == FINETUNE:
+        offline = flat.get("offline_base")
+        if offline:
+            pretrain = train_spec(train_group, offline.get("pretrain"))
+            flat["offline_base"] = {**offline, "pretrain": pretrain}
         finetune = from_mapping(FinetuneSpec, flat, f"{where} (size {size})")
         flat = {}
     return ModelSpec(
@@ -131,9 +136,7 @@ def model_spec(params: Mapping[str, Any], key: str | None = None) -> ModelSpec:
         size=size,
         context=context,
         arch=flat,
-        train=train_spec(
-            section(params, "train", where="conf/train"), entry.get("train"), size_train
-        ),
+        train=train_spec(train_group, entry.get("train"), size_train),
         generate=generate_spec(
             section(params, "generate", where="conf/generate"), entry.get("generate")
         ),

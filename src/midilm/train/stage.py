@@ -18,10 +18,11 @@ def run_train(params: Mapping[str, Any], layout: Layout, key: str | None = None)
     spec = model_spec(params, key)
     seed = int(params["seed"])
     config = {**params, "model_key": spec.key}
-    if spec.is_finetune:
-        from midilm.finetune.train import finetune_job
+    out_dir = layout.model_dir(spec.key)
+    if not spec.is_finetune:
+        return run_job(lm_job(spec, seed, layout, config), out_dir)
+    from midilm.finetune.train import finetune_job, finetune_texts
 
-        job = finetune_job(spec, seed, layout, config)
-    else:
-        job = lm_job(spec, seed, layout, config)
-    return run_job(job, layout.model_dir(spec.key))
+    texts_train, texts_valid = finetune_texts(spec, layout)
+    with finetune_job(spec, seed, texts_train, texts_valid, out_dir / "checkpoints", config) as job:
+        return run_job(job, out_dir)

@@ -1,55 +1,43 @@
-"""LoRA training: the continuation loss falls, only adapters move, save -> load, determinism."""
+"""Fine-tuning through the one training loop: the continuation loss falls, only adapters move,
+save -> load, published outputs, determinism, the conf's sizes."""
 
 from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 from peft import PeftModel
 
-from midilm.models.lora import apply_lora, load_base
-from midilm.models.registry import resolve_model_cfg
+from midilm.common.params import load_params, to_plain
+from midilm.finetune.data import ExampleBatches, Header, build_examples, collate
+from midilm.finetune.model import BaseLoading, apply_lora, load_base, load_base_tokenizer
 from midilm.models.runtime import deterministic
-from midilm.train.instruct import (
-    evaluate_examples,
-    lora_train_cfg,
-    train_adapter,
-)
-from midilm.train.instruct_data import Header, build_examples, collate
+from midilm.specs import model_spec
+from midilm.train.loop import ALONE, evaluate
+from midilm.train.run import train_in_process
+from tests.finetune.conftest import finetune_spec
 
 
 def test_training_lowers_the_continuation_loss_and_moves_only_adapters(
-    tiny_base: Path,
-    texts_train: list[str],
-    model_cfg: Callable[..., dict[str, Any]],
-    train_cfg: Callable[..., dict[str, Any]],
-    tmp_path: Path,
+    tiny_base: Path, texts_train: list[str], tmp_path: Path
 ) -> None:
+    spec = finetune_spec(str(tiny_base), train={"steps": 20, "lr": 3e-2})
+    loading = BaseLoading.of(spec.finetune, spec.context)
     with deterministic(0, threads=1):  # one thread: the test machine's cores are shared
-        _train_and_check(tiny_base, texts_train, model_cfg(str(tiny_base)), train_cfg, tmp_path)
+        base = load_base(tiny_base, loading)
+        tokenizer = load_base_tokenizer(tiny_base)
+        frozen = {n: p.detach().clone() for n, p in base.named_parameters()}
+        examples = build_examples(tokenizer, Header(), texts_train[:3], 256)[:8]
+        model = apply_lora(base, spec.finetune)
+        pad = tokenizer.pad_token_id
+        batches = ExampleBatches(examples, examples, 4, spec.train.grad_accum, 0, pad, 2)
+        before = evaluate(model, batches.valid_batches(ALONE))
+        train_in_process(model, batches, spec.train, seed=0)
+        after = evaluate(model, batches.valid_batches(ALONE))
 
-
-def _train_and_check(
-    tiny_base: Path,
-    texts_train: list[str],
-    cfg: dict[str, Any],
-    train_cfg: Callable[..., dict[str, Any]],
-    tmp_path: Path,
-) -> None:
-    base, tokenizer = load_base(tiny_base, cfg)
-    frozen = {n: p.detach().clone() for n, p in base.named_parameters()}
-    examples = build_examples(tokenizer, Header(), texts_train[:3], 256)[:8]
-    model = apply_lora(base, cfg)
-    pad = tokenizer.pad_token_id
-    before, count = evaluate_examples(model, examples, 4, pad)
-    train_adapter(model, examples, [], train_cfg(steps=20, lr=3e-2), pad, seed=0)
-    after, _ = evaluate_examples(model, examples, 4, pad)
-
-    assert count > 100
     assert after < before - 1.0, (before, after)
     for name, param in model.get_base_model().named_parameters():
         if "lora_" in name:
@@ -59,7 +47,7 @@ def _train_and_check(
 
     # save -> load on a fresh base -> identical logits
     model.save_pretrained(tmp_path / "adapter", save_embedding_layers=False)
-    reloaded = PeftModel.from_pretrained(load_base(tiny_base, cfg)[0], tmp_path / "adapter")
+    reloaded = PeftModel.from_pretrained(load_base(tiny_base, loading), tmp_path / "adapter")
     batch = collate(examples[:2], pad)
     model.eval()
     with torch.no_grad():
@@ -82,10 +70,11 @@ def test_run_publishes_adapter_tokenizer_metrics_and_log(
         ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
     )
     assert adapter["base_model_name_or_path"] == "base"
-    assert not list(out.parent.glob(".lora.*"))  # no temporary folder left behind
+    assert not list((out / "checkpoints").glob(".standin-*"))  # no temporary folder left
 
     on_disk = json.loads((out / "metrics.json").read_text())
     assert on_disk == json.loads(json.dumps(metrics))
+    assert "speed" not in on_disk and json.loads((out / "speed.json").read_text())["wall_s"] > 0
     assert 0 < metrics["parameters"] < metrics["parameters_total"]
     assert metrics["steps"] == 6 and metrics["tokens_seen"] > 0
     assert metrics["val_loss"] > 0 and metrics["val_perplexity"] > 1
@@ -104,24 +93,20 @@ def test_same_seed_gives_identical_bytes(stand_in_runs: tuple[Path, Path, dict[s
     assert Path("weights/README.md") not in files  # peft's card names the temporary folder
     assert files == sorted(p.relative_to(second) for p in second.rglob("*") if p.is_file())
     for name in files:
-        if name != Path("metrics.json"):
+        if name != Path("speed.json"):  # the only measured output
             assert (first / name).read_bytes() == (second / name).read_bytes(), name
-    metrics = [json.loads((d / "metrics.json").read_text()) for d in (first, second)]
-    for m in metrics:
-        m.pop("speed")
-    assert metrics[0] == metrics[1]
 
 
-def test_lora_yaml_profiles(repo_root: Path) -> None:
-    import yaml
-
-    entry = yaml.safe_load((repo_root / "conf" / "model" / "lora.yaml").read_text())
-    smoke = resolve_model_cfg(entry)
-    assert smoke["base_model"] is None and smoke["quantize"] == "none"
-    thesis = resolve_model_cfg({**entry, "size": "thesis"})
-    assert thesis["base_model"] == "meta-llama/Llama-2-7b-hf"
-    assert thesis["quantize"] == "nf4" and thesis["rope_scaling"] == "linear"
-    train = lora_train_cfg({**entry["train"], "betas": [0.9, 0.99]}, thesis, n_examples=1000)
-    assert train["lr"] == 2e-4 and train["schedule"] == "cosine"
-    assert train["steps"] == 3 * 1000 // 16 + 1  # 3 epochs of 1000 examples, 16 a step
-    assert train["warmup_steps"] == 6
+def test_finetune_yaml_sizes(repo_root: Path) -> None:
+    params = to_plain(load_params(repo_root / "params.yaml"))
+    smoke = model_spec(params, "finetune")
+    assert smoke.finetune.base_model is None and smoke.finetune.quantize == "none"
+    assert smoke.finetune.offline_base.pretrain.steps == 40  # through the one training loop
+    params["models"]["finetune"]["size"] = "thesis"
+    thesis = model_spec(params, "finetune")
+    assert thesis.finetune.base_model == "meta-llama/Llama-2-7b-hf"
+    assert thesis.finetune.quantize == "nf4" and thesis.finetune.rope_scaling == "linear"
+    train = thesis.train.with_examples(1000)
+    assert train.lr == 2e-4 and train.schedule == "cosine" and train.grad_clip == 0.3
+    assert train.steps == 3 * 1000 // 16 + 1  # 3 epochs of 1000 examples, 16 a step
+    assert train.warmup_steps == 6

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from transformers import AutoTokenizer
 
-from midilm.train.instruct_data import (
-    IGNORE,
+from midilm.finetune.data import (
     NOTATION_BEND,
     PERSONA,
     Header,
@@ -18,6 +18,8 @@ from midilm.train.instruct_data import (
     has_bend,
     prompt_ids,
 )
+from midilm.train.loop import IGNORE
+from tests.finetune.conftest import finetune_spec
 
 CONTEXT = 256
 
@@ -77,16 +79,20 @@ def test_windows_fit_the_context_and_cover_every_note(
     assert len(continued) >= 0.85 * len(notes)
 
 
-def test_collate_pads_right_and_masks_padding(tiny_llama: Path, chorale_texts: list[str]) -> None:
+def test_collate_pads_right_and_shifts_labels_to_targets(
+    tiny_llama: Path, chorale_texts: list[str]
+) -> None:
     tokenizer = AutoTokenizer.from_pretrained(tiny_llama)
     examples = build_examples(tokenizer, Header(), chorale_texts[:2], CONTEXT)[:3]
     batch = collate(examples, tokenizer.pad_token_id)
     width = max(len(e.input_ids) for e in examples)
-    assert batch["input_ids"].shape == (3, width)
+    assert batch["input_ids"].shape == batch["labels"].shape == (3, width)
     for row, example in enumerate(examples):
         n = len(example.input_ids)
         assert batch["attention_mask"][row].sum() == n
-        assert (batch["labels"][row, n:] == IGNORE).all()
+        # position t's target is the label of token t + 1; none after the last real token
+        assert batch["labels"][row, : n - 1].tolist() == example.labels[1:]
+        assert (batch["labels"][row, n - 1 :] == IGNORE).all()
         assert (batch["input_ids"][row, n:] == tokenizer.pad_token_id).all()
 
 
@@ -100,7 +106,7 @@ def test_batches_walk_seeded_epochs() -> None:
 def test_bend_texts_get_the_five_parameter_notation() -> None:
     assert has_bend(["p49:v71:d196:t1174:b23 p44:v77:d196:t8:b23"])
     assert not has_bend(["", "p60:v80:d96:t0"])
-    assert Header.from_cfg({}, bend=True).notation == NOTATION_BEND
-    assert Header.from_cfg({"persona": "You are a metal guitarist composer."}, True).persona == (
-        "You are a metal guitarist composer."
-    )
+    spec = finetune_spec(None).finetune
+    assert Header.of(spec, bend=True).notation == NOTATION_BEND
+    metal = dataclasses.replace(spec, persona="You are a metal guitarist composer.")
+    assert Header.of(metal, True).persona == "You are a metal guitarist composer."
