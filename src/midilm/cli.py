@@ -111,7 +111,7 @@ def generate(
         float | None, typer.Option(help="Continue each sample until it lasts this long.")
     ] = None,
     num_samples: Annotated[int | None, typer.Option(help="How many samples.")] = None,
-    max_new_tokens: Annotated[int | None, typer.Option(help="At most this many new tokens.")] = None,
+    max_new_tokens: Annotated[int | None, typer.Option(help="New tokens per sample, at most.")] = None,
     temperature: Annotated[float | None, typer.Option()] = None,
     top_p: Annotated[float | None, typer.Option()] = None,
     top_k: Annotated[int | None, typer.Option()] = None,
@@ -121,8 +121,8 @@ def generate(
 ) -> None:
     """Stage `generate@KEY`: continue prompts (default: the first tokens of test pieces) with
     model KEY -> outputs/samples/KEY/{sample_NNN.mid, samples.json}. Options override params
-    `generate`, e.g. one 30 s piece from your MIDI file:
-    `midilm generate gpt --prompt midi --prompt-path my.mid --seconds 30 --num-samples 1 --out piece/`.
+    `generate`, e.g. one 30 s piece from your MIDI file: `midilm generate gpt --prompt midi
+    --prompt-path my.mid --seconds 30 --num-samples 1 --out piece/`.
     """
     from midilm.generate.stage import run_generate
 

@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 import symusic
 
-from midilm.augment.stage import MANIFEST_COLUMNS, run_augment
+from midilm.augment.manifest import MANIFEST_COLUMNS
+from midilm.augment.stage import run_augment
 from midilm.augment.transforms import bar_lines
 from midilm.common.paths import Layout
 

@@ -8,6 +8,8 @@ import pytest
 from omegaconf import OmegaConf
 
 from midilm.common.compose import compose_params_text
+from midilm.common.spec import ConfigError
+from midilm.specs import resolve_all
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
 
@@ -20,13 +22,24 @@ def test_committed_params_equal_the_composition_of_conf(repo_root: Path) -> None
 
 
 @pytest.mark.parametrize("group", sorted(p.name for p in CONF.iterdir() if p.is_dir()))
-def test_every_option_of_every_group_composes(group: str) -> None:
+def test_every_option_of_every_group_composes_and_builds_every_spec(group: str) -> None:
     for option in sorted((CONF / group).glob("*.yaml")):
         override = f"{group}={option.stem}"
         if group == "model":  # model entries live under `models` (conf/models/*.yaml)
             override = f"+model@models.{option.stem}_extra={option.stem}"
-        cfg = OmegaConf.create(compose_params_text(CONF, [override]))
-        assert cfg.seed is not None and cfg.models and cfg.tokenizer.name
+        if group == "tokenizer":  # tokenizer entries live under `tokenizers`
+            override = f"+tokenizer@tokenizers.{option.stem}_extra={option.stem}"
+        params = OmegaConf.to_container(
+            OmegaConf.create(compose_params_text(CONF, [override])), resolve=True
+        )
+        assert len(resolve_all(params)) > 10, override  # every spec builds
+
+
+def test_a_broken_group_fails_with_its_conf_file() -> None:
+    params = OmegaConf.to_container(OmegaConf.create(compose_params_text(CONF)), resolve=True)
+    params["train"]["stpes"] = params["train"].pop("steps")
+    with pytest.raises(ConfigError, match=r"conf/train/default.yaml.*unknown key.*'stpes'"):
+        resolve_all(params)
 
 
 def test_smoke_profile_shrinks_the_run() -> None:

@@ -45,13 +45,13 @@ def _outputs(layout: Layout) -> dict[str, Any]:
 
 
 def _launch_train(root: Path) -> subprocess.Popen[str]:
-    """`python -m midilm.orchestration.launch train@tiny -- python -m stages.train tiny`, as
+    """`python -m midilm.orchestration.launch train@tiny -- python -m midilm train tiny`, as
     dvc.yaml runs it, from a repo whose params.yaml holds the tiny model `tiny`."""
     env = {**os.environ, "MIDILM_EXECUTOR": "slurm", "MIDILM_NO_PROGRESS": "1", "COLUMNS": "400"}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
     argv = [sys.executable, "-m", "midilm.orchestration.launch", "train@tiny", "--"]
-    command = [sys.executable, "-m", "stages.train", "tiny"]
+    command = [sys.executable, "-m", "midilm", "train", "tiny"]
     return subprocess.Popen([*argv, *command], cwd=root, env=env, stdout=subprocess.PIPE, text=True)
 
 

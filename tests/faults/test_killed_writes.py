@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from midilm.common.paths import Layout
-from midilm.store.stage import run_pack, training_tokenizer
+from midilm.store.stage import run_pack
 
 KILLHOOK = Path(__file__).parent / "killhook"
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -40,10 +40,12 @@ def killed_env(kill_at: str) -> dict[str, str]:
     return env
 
 
-def run_stage_killed(stage: str, root: Path, kill_at: str) -> subprocess.CompletedProcess[str]:
-    code = f"from midilm.orchestration.stages import run_stage; run_stage({stage!r})"
+def run_stage_killed(
+    stage: list[str], root: Path, kill_at: str
+) -> subprocess.CompletedProcess[str]:
+    """`python -m midilm <stage...>` in `root` with the kill hook armed."""
     return subprocess.run(
-        [sys.executable, "-c", code],
+        [sys.executable, "-m", "midilm", *stage],
         cwd=root,
         env=killed_env(kill_at),
         capture_output=True,
@@ -68,12 +70,14 @@ def test_pack_killed_mid_write_keeps_the_previous_complete_version(
     layout: Layout = fresh_layout()
     params = tiny()
     (layout.root / "params.yaml").write_text(yaml.safe_dump(params))
-    run_pack(params, layout)  # the previous, complete version
-    packed = layout.packed_dir(training_tokenizer(params))
+    run_pack(params, layout, "remi")  # the previous, complete version
+    packed = layout.packed_dir("remi")
     before = tree_bytes(packed)
 
     # killed after the train and valid splits' Arrow files: train/valid binidx written, test not
-    result = run_stage_killed("pack", layout.root, "midilm.store.stage:write_sequences_arrow:2")
+    result = run_stage_killed(
+        ["pack", "remi"], layout.root, "midilm.store.packed:write_sequences_arrow:2"
+    )
     assert result.returncode == -signal.SIGKILL, result.stderr
     assert "killhook: SIGKILL after call 2" in result.stderr
 
@@ -89,7 +93,7 @@ def test_augment_killed_on_its_first_run_leaves_no_output(
     params: dict[str, Any], split_layout: Layout
 ) -> None:
     (split_layout.root / "params.yaml").write_text(yaml.safe_dump(params))
-    result = run_stage_killed("augment", split_layout.root, "midilm.augment.stage:_augment_piece:3")
+    result = run_stage_killed(["augment"], split_layout.root, "midilm.augment.copies:augment_piece:3")
     assert result.returncode == -signal.SIGKILL, result.stderr
     assert not split_layout.augment_dir.exists()
     (partial,) = temp_siblings(split_layout.augment_dir)
@@ -100,17 +104,15 @@ def test_augment_killed_on_its_first_run_leaves_no_output(
 def test_a_killed_shard_is_never_merged(params: dict[str, Any], split_layout: Layout) -> None:
     """A shard killed mid-write leaves no shard folder, so the merge refuses to run."""
     (split_layout.root / "params.yaml").write_text(yaml.safe_dump(params))
-    code = "from midilm.orchestration.stages import run_stage; run_stage('augment')"
-    env = killed_env("midilm.augment.stage:_augment_piece:2")
+    command = [sys.executable, "-m", "midilm", "augment"]
+    env = killed_env("midilm.augment.copies:augment_piece:2")
     shard0 = {**env, "MIDILM_SHARD_COUNT": "2", "MIDILM_SHARD_INDEX": "0"}
     cwd = split_layout.root
-    killed = subprocess.run([sys.executable, "-c", code], cwd=cwd, env=shard0, check=False)
+    killed = subprocess.run(command, cwd=cwd, env=shard0, check=False)
     assert killed.returncode == -signal.SIGKILL
     merge = {k: v for k, v in env.items() if k != "MIDILM_KILL_AT"}
     merge.update(MIDILM_SHARD_COUNT="2", MIDILM_SHARD_MERGE="1")
-    result = subprocess.run(
-        [sys.executable, "-c", code], cwd=cwd, env=merge, capture_output=True, text=True
-    )
+    result = subprocess.run(command, cwd=cwd, env=merge, capture_output=True, text=True)
     assert result.returncode != 0 and "shard-0000-of-0002 is missing" in result.stderr
     assert not split_layout.augment_dir.exists()
 
@@ -157,7 +159,7 @@ def test_dvc_never_takes_a_killed_stage_as_complete(
         repo,
         "repro",
         "augment",
-        env={**env, "MIDILM_KILL_AT": "midilm.augment.stage:_augment_piece:4"},
+        env={**env, "MIDILM_KILL_AT": "midilm.augment.copies:augment_piece:4"},
     )
     assert killed.returncode != 0 and "killhook: SIGKILL" in killed.stdout + killed.stderr
     # DVC removes a stage's outputs before running it; the killed run left only a temporary folder

@@ -1,25 +1,25 @@
-"""The conf/model/<key>.yaml entries as the DAG composes them."""
+"""The models of params.yaml as the DAG resolves them (`midilm.specs.model_spec`)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
-from omegaconf import OmegaConf
+
+from midilm.common.params import load_params, to_plain
+from midilm.specs import ModelSpec, model_spec
 
 
 @pytest.fixture(scope="session")
-def conf_entry(repo_root: Path) -> Callable[..., dict[str, Any]]:
-    """conf/model/<key>.yaml as a plain entry, `${tokenizer.name}` resolved to `remi`."""
+def conf_spec(repo_root: Path) -> Callable[..., ModelSpec]:
+    """conf_spec(key, size=None): model `key` of the committed params.yaml (at `size`)."""
+    params = to_plain(load_params(repo_root / "params.yaml"))
 
-    def load(key: str, size: str | None = None) -> dict[str, Any]:
-        model = OmegaConf.load(repo_root / "conf" / "model" / f"{key}.yaml")
-        root = OmegaConf.create({"tokenizer": {"name": "remi"}, "model": model})
-        entry = OmegaConf.to_container(root, resolve=True)["model"]
+    def load(key: str, size: str | None = None) -> ModelSpec:
+        models = {k: dict(v) for k, v in params["models"].items()}
         if size:
-            entry["size"] = size
-        return entry
+            models[key]["size"] = size
+        return model_spec({**params, "models": models}, key)
 
     return load

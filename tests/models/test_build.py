@@ -1,14 +1,14 @@
-"""Model builders: a conf/model/<key>.yaml entry -> a transformers model of its family."""
+"""Model builders: an architecture (a model spec's, or a tiny one) -> a transformers model."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 import torch
 
-from midilm.models import MODEL_BUILDERS, build_model, count_parameters, resolve_model_cfg
+from midilm.models import MODEL_BUILDERS, build_model, count_parameters
+from midilm.specs import ModelSpec
 from tests.models.families import CONF_KEYS, TINY
 
 CFG = {"family": "gpt2", "context": 32, "n_layer": 2, "n_embd": 16, "n_head": 2, "dropout": 0.1}
@@ -68,14 +68,14 @@ def test_mamba_and_rwkv6_follow_the_config() -> None:
 
 @pytest.mark.parametrize("key", CONF_KEYS)
 def test_every_conf_model_builds_at_smoke_size(
-    key: str, conf_entry: Callable[..., dict[str, Any]]
+    key: str, conf_spec: Callable[..., ModelSpec]
 ) -> None:
-    entry = conf_entry(key)
-    assert (entry["name"], entry["size"], entry["tokenizer"]) == (key, "smoke", "remi")
-    assert entry["family"] in MODEL_BUILDERS and set(entry["sizes"]) == {"smoke", "thesis"}
-    model = build_model(entry, vocab_size=512, pad_id=0, bos_id=1, eos_id=2)
+    spec = conf_spec(key)
+    assert (spec.key, spec.size, spec.tokenizer) == (key, "smoke", "remi")
+    assert spec.family in MODEL_BUILDERS
+    model = build_model(spec.architecture, vocab_size=512, pad_id=0, bos_id=1, eos_id=2)
     assert 250_000 < count_parameters(model) < 1_000_000  # smoke: CPU-sized
-    context = int(resolve_model_cfg(entry)["context"])
+    context = spec.context
     assert model(input_ids=torch.zeros(1, context, dtype=torch.long)).logits.shape == (
         1,
         context,
@@ -84,18 +84,18 @@ def test_every_conf_model_builds_at_smoke_size(
 
 
 @pytest.mark.parametrize("key", CONF_KEYS)
-def test_thesis_sizes_are_100m_class(key: str, conf_entry: Callable[..., dict[str, Any]]) -> None:
+def test_thesis_sizes_are_100m_class(key: str, conf_spec: Callable[..., ModelSpec]) -> None:
     with torch.device("meta"):  # shapes only: no memory, no init time
-        model = build_model(conf_entry(key, "thesis"), 2048, 0, 1, 2)
+        model = build_model(conf_spec(key, "thesis").architecture, 2048, 0, 1, 2)
     assert 50e6 < count_parameters(model) < 150e6
 
 
-def test_rwkv6_thesis_is_seed_001s(conf_entry: Callable[..., dict[str, Any]]) -> None:
-    entry = conf_entry("rwkv6", "thesis")
+def test_rwkv6_thesis_is_seed_001s(conf_spec: Callable[..., ModelSpec]) -> None:
+    spec = conf_spec("rwkv6", "thesis")
     with torch.device("meta"):
-        config = build_model(entry, 2048, 0, 1, 2).config
+        config = build_model(spec.architecture, 2048, 0, 1, 2).config
     assert (config.num_hidden_layers, config.hidden_size, config.head_size) == (20, 512, 64)
     assert config.context_length == 512
-    train = entry["train"]
-    assert (train["lr"], train["min_lr"], train["warmup_steps"]) == (6e-4, 6e-5, 10)
-    assert (train["betas"], train["eps"], train["weight_decay"]) == ([0.9, 0.99], 1e-8, 0.001)
+    train = spec.train
+    assert (train.lr, train.min_lr, train.warmup_steps) == (6e-4, 6e-5, 10)
+    assert (train.betas, train.eps, train.weight_decay) == ((0.9, 0.99), 1e-8, 0.001)

@@ -83,7 +83,7 @@ def test_the_augment_stage_as_a_job_array_equals_the_unsharded_run(
     (root / "params.yaml").write_text(yaml.safe_dump(params))
     (root / "infra").mkdir()
     (root / "infra" / "resources.yaml").write_text("augment: {cpus: 1, mem: 2G, array: 3}\n")
-    code = "from midilm.orchestration.stages import run_stage; run_stage('augment')"
+    code = "from midilm.cli import app; app(['augment'])"
     assert _launch("augment", code, root) == 0
     logs = sorted(p.name for p in (root / "logs" / "slurm").glob("augment-*.log"))
     assert len(logs) == 4 and sum("_" in name for name in logs) == 3, logs  # 3 shards + merge

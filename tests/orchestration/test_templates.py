@@ -13,7 +13,7 @@ import pytest
 from midilm.orchestration import launch
 from midilm.orchestration.templates import TEMPLATE_NAMES, placeholders, render, template_path
 
-TRAIN = ["python", "-m", "stages.train", "gpt"]
+TRAIN = ["python", "-m", "midilm", "train", "gpt"]
 
 
 def directives(script: str) -> list[str]:
@@ -53,7 +53,7 @@ def test_cpu_template_asks_for_the_stage_resources(tmp_path: Path) -> None:
         "--qos=big",
         "--account=m",
     ]
-    assert f"cd {tmp_path}\n" in script and "\npython -m stages.train gpt &\n" in script
+    assert f"cd {tmp_path}\n" in script and "\npython -m midilm train gpt &\n" in script
     assert "requeue_enabled=0\n" in script and script.rstrip().endswith('exit "$rc"')
     assert "{{" not in script and 'WANDB_MODE="${MIDILM_JOB_WANDB_MODE:-offline}"' in script
 
@@ -93,7 +93,7 @@ def test_gpu_template_runs_torchrun_on_every_node(tmp_path: Path) -> None:
     assert (
         '/venv/bin/python -m torch.distributed.run --nnodes="$SLURM_NNODES" --nproc_per_node=4 '
         '--rdzv_id="$SLURM_JOB_ID" --rdzv_backend=c10d --rdzv_endpoint="$head_node:$rdzv_port" '
-        "-m stages.train gpt"
+        "-m midilm train gpt"
     ) in launcher
     assert 'head_node=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n1)' in script
     assert "scancel --signal=TERM" in script and "requeue_enabled=1\n" in script
@@ -113,7 +113,7 @@ def test_gpu_template_needs_a_python_command(tmp_path: Path) -> None:
 def test_array_template_fans_out_shards(tmp_path: Path) -> None:
     resources = launch.StageResources(cpus=1, array=8, array_parallel=3)
     script = launch.sbatch_script(
-        "augment", ["python", "-m", "stages.augment"], tmp_path, resources, tmp_path / "a-%A_%a.log"
+        "augment", ["python", "-m", "midilm", "augment"], tmp_path, resources, tmp_path / "a-%A_%a.log"
     )
     assert "--array=0-7%3" in directives(script)
     assert f"--output={tmp_path}/a-%A_%a.log" in directives(script)
@@ -156,7 +156,7 @@ def test_the_launcher_writes_the_rendered_script_it_submits(
     (tmp_path / "infra").mkdir()
     (tmp_path / "infra" / "resources.yaml").write_text("augment: {array: 3, cpus: 1}\n")
     monkeypatch.chdir(tmp_path)
-    assert launch.main(["augment", "--", sys.executable, "-m", "stages.augment"]) == 0
+    assert launch.main(["augment", "--", sys.executable, "-m", "midilm", "augment"]) == 0
     logs = tmp_path / "logs" / "slurm"
     calls = (tmp_path / "calls").read_text().splitlines()
     assert calls == [

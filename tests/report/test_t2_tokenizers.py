@@ -1,4 +1,4 @@
-"""T2 inputs: which tokenizers are listed, and where the measured speed comes from."""
+"""T2 inputs: the tokenizers of params, and the measured speed from its own output."""
 
 from __future__ import annotations
 
@@ -7,20 +7,18 @@ from pathlib import Path
 import pytest
 
 from midilm.common.paths import Layout
-from midilm.report.builders import tokenizer_names, tokenizers_speed_table
+from midilm.report.builders import tokenizers_speed_table
 
 
-def test_tokenizer_names_need_no_training_tokenizer() -> None:
-    tokenizers = {"remi": {"name": "remi"}, "midicompact": {"name": "midicompact"}}
-    assert tokenizer_names({"tokenizers": tokenizers}) == ["remi", "midicompact"]
-    assert tokenizer_names({"tokenizer": {"name": "tsd"}}) == ["tsd"]
-    assert tokenizer_names({}) == []
-
-
-def test_speed_table_reads_speed_json_and_names_the_stage(tmp_path: Path) -> None:
+def test_speed_table_reads_the_speed_output_and_names_the_stage(tmp_path: Path) -> None:
     layout = Layout(tmp_path)
     stats = layout.tokens_dir("remi") / "stats.json"
     stats.parent.mkdir(parents=True)
-    stats.write_text('{"tokenizer": "remi"}\n')  # stats.json holds no timing any more
-    with pytest.raises(FileNotFoundError, match=r"remi/speed.json.*dvc repro tokenize@remi"):
+    stats.write_text('{"tokenizer": "remi"}\n')  # stats.json holds no timing
+    with pytest.raises(FileNotFoundError, match=r"tokenize-remi.json.*dvc repro tokenize@remi"):
         tokenizers_speed_table({"tokenizers": {"remi": {}}}, layout)
+    speed = layout.speed_file("tokenize", "remi")
+    speed.parent.mkdir(parents=True)
+    speed.write_text('{"files": 10, "workers": 2, "encode_files_per_s": 123.4}\n')
+    table = tokenizers_speed_table({"tokenizers": {"remi": {}}}, layout)
+    assert table.rows == [["remi", 10, 2, 123.4]]

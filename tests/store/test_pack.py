@@ -19,15 +19,16 @@ from midilm.common.paths import Layout
 from midilm.datasets.split import SPLITS
 from midilm.store.arrow import read_sequences_arrow, write_sequences_arrow
 from midilm.store.binidx import BinIdxDataset, BinIdxWriter
-from midilm.store.stage import run_pack, training_stats
+from midilm.store.packed import training_stats, write_jsonl
+from midilm.store.stage import run_pack
 from midilm.tokenize.stage import run_tokenize
 
 
 @pytest.fixture()
 def packed(params: dict[str, Any], split_layout: Layout) -> Layout:
     run_augment(params, split_layout)
-    run_tokenize(params, split_layout)
-    run_pack(params, split_layout)
+    run_tokenize(params, split_layout, "remi")
+    run_pack(params, split_layout, "remi")
     return split_layout
 
 
@@ -90,18 +91,11 @@ def test_empty_split_packs_to_empty_files(tmp_path: Path) -> None:
     assert len(BinIdxDataset(tmp_path / "valid")) == 0
 
 
-def test_pack_refuses_a_tokenizer_it_cannot_train_on(
-    params: dict[str, Any], tmp_path: Path
-) -> None:
-    from midilm.store.stage import training_tokenizer
-
-    params["tokenizer"]["name"] = "nope"
-    with pytest.raises(ValueError, match="not one of the tokenizers"):
-        training_tokenizer(params)
-    params["tokenizer"]["name"] = "tsd"
-    params["tokenizers"]["tsd"]["max_pieces"] = 10
-    with pytest.raises(ValueError, match="max_pieces is set"):
-        training_tokenizer(params)
+def test_training_refuses_a_sampled_tokenizer(tmp_path: Path) -> None:
+    splits = {s: {"documents": 3, "tokens": 9} for s in SPLITS}
+    write_json_atomic(tmp_path / "stats.json", {"splits": splits, "max_pieces": 10})
+    with pytest.raises(ValueError, match=r"tokenizers.tsd.max_pieces is set.*model 'gpt'"):
+        training_stats(tmp_path, "tsd", "gpt")
 
 
 class TextRemi:
@@ -123,8 +117,6 @@ class TextRemi:
 
 
 def test_jsonl_holds_one_text_per_sequence(packed: Layout, tmp_path: Path) -> None:
-    from midilm.store.stage import write_jsonl
-
     tokenizer = TextRemi(packed)
     data = BinIdxDataset(packed.packed_dir("remi") / "valid")
     write_jsonl(tmp_path / "valid.jsonl", tokenizer, [data[i] for i in range(len(data))])

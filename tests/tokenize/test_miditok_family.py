@@ -7,17 +7,18 @@ from pathlib import Path
 import pytest
 import symusic
 
+from midilm.specs.tokenizer import tokenizer_spec
 from midilm.tokenize import load_tokenizer
+from midilm.tokenize.base import build_tokenizer
 from midilm.tokenize.fidelity import note_f1
 from midilm.tokenize.miditok_family import MIDITOK_CLASSES, MidiTokTokenizer
-from midilm.tokenize.stage import build_entry
 
 
 @pytest.mark.parametrize("name", sorted(MIDITOK_CLASSES))
 def test_family_round_trips_a_chorale(
     name: str, params: dict, chorale_midis: list[Path], tmp_path: Path
 ) -> None:
-    tokenizer = build_entry(params["tokenizers"][name])
+    tokenizer = build_tokenizer(tokenizer_spec(params, name).build_cfg)
     score = symusic.Score(str(chorale_midis[1]))
     ids = tokenizer.encode(score)
     assert all(isinstance(i, int) and 0 <= i < tokenizer.vocab_size for i in ids)
@@ -32,7 +33,7 @@ def test_family_round_trips_a_chorale(
 def test_compound_tokens_are_flattened_by_sub_vocabulary_offsets(
     params: dict, chorale_midis: list[Path]
 ) -> None:
-    tokenizer = build_entry(params["tokenizers"]["octuple"])
+    tokenizer = build_tokenizer(tokenizer_spec(params, "octuple").build_cfg)
     assert isinstance(tokenizer, MidiTokTokenizer) and tokenizer.is_compound
     score = symusic.Score(str(chorale_midis[1]))
     compounds = tokenizer._tok.encode(score).ids

@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 import symusic
 
+from midilm.store.sequences import ids_column
 from midilm.tokenize import build_tokenizer
+from midilm.tokenize.encode import encode_files
 from midilm.tokenize.parallel import Bounds, chunk_bounds, map_chunks, start_method
-from midilm.tokenize.stage import encode_files, ids_column
 
 MAIN_PID_ENV = "MIDILM_TEST_MAIN_PID"
 

@@ -1,5 +1,6 @@
 """The tokenize stage on real chorales: exact sequences, byte-identical outputs (the timing lives
-apart in speed.json), reported failures, round-trip F1 raw and on the tokenizer's grid."""
+apart in outputs/speed), reported failures, round-trip F1 raw and on the tokenizer's grid,
+MIDICompact's segments."""
 
 from __future__ import annotations
 
@@ -13,13 +14,14 @@ import pytest
 
 from midilm.augment.stage import run_augment
 from midilm.common.paths import Layout
+from midilm.common.spec import ConfigError
 from midilm.tokenize import load_tokenizer
-from midilm.tokenize.stage import run_tokenize, tokenizer_entry
+from midilm.tokenize.stage import run_tokenize
 
-STATS_KEYS = {"tokenizer", "vocab_size", "sequences", "tokens", "notes", "duration_s",
+STATS_KEYS = {"tokenizer", "vocab_size", "pieces", "sequences", "tokens", "notes", "duration_s",
               "tokens_per_note", "tokens_per_second", "seq_len_p50", "seq_len_p95", "failed",
               "per_split", "roundtrip", "roundtrip_on_grid", "family", "max_pieces",
-              "trained"}  # fmt: skip
+              "segments", "trained"}  # fmt: skip
 SPEED_KEYS = {"tokenizer", "files", "workers", "start_method", "seconds", "encode_files_per_s"}
 
 
@@ -42,13 +44,13 @@ def augmented(params: dict[str, Any], split_layout: Layout) -> Layout:
 
 
 def test_sequences_and_stats(params: dict[str, Any], augmented: Layout) -> None:
-    stats = run_tokenize(params, augmented)
+    stats = run_tokenize(params, augmented, "remi")
     out = augmented.tokens_dir("remi")
     tokenizer = load_tokenizer(out)
     table = pq.read_table(out / "sequences.parquet")
     assert table.schema.field("ids").type == pa.list_(pa.int32())
-    assert table.column_names == ["id", "source_id", "dataset", "split", "augmented", "n_notes",
-                                  "duration_s", "n_tokens", "ids"]  # fmt: skip
+    assert table.column_names == ["id", "source_id", "dataset", "split", "augmented", "segment",
+                                  "n_notes", "duration_s", "n_tokens", "ids"]  # fmt: skip
     frame = table.to_pandas()
     manifest = pd.read_parquet(augmented.augment_manifest)
     assert list(frame["id"]) == [i for i in manifest["id"] if i != "bach/truncated"]
@@ -67,7 +69,7 @@ def test_sequences_and_stats(params: dict[str, Any], augmented: Layout) -> None:
     assert stats["roundtrip_on_grid"]["pieces"] == 2
     assert stats["vocab_size"] == tokenizer.vocab_size
     assert json.loads((out / "stats.json").read_text()) == stats
-    speed = json.loads((out / "speed.json").read_text())
+    speed = json.loads(augmented.speed_file("tokenize", "remi").read_text())
     assert set(speed) == SPEED_KEYS and speed["files"] == 29 and speed["tokenizer"] == "remi"
 
 
@@ -75,15 +77,14 @@ def test_sequences_and_stats(params: dict[str, Any], augmented: Layout) -> None:
 def test_outputs_are_byte_identical_across_runs(
     key: str, params: dict[str, Any], augmented: Layout
 ) -> None:
-    """Everything but speed.json: a re-run of tokenize must not re-run train (stats.json dep)."""
+    """The whole output folder (the timing lives apart): a re-run of tokenize must not re-run
+    train (stats.json dep), and a clone reproduces dvc.lock's hash."""
     out = augmented.tokens_dir(key)
     run_tokenize(params, augmented, key=key)
     first = {p.name: p.read_bytes() for p in out.iterdir()}
-    assert set(first) == {"tokenizer.json", "sequences.parquet", "stats.json", "speed.json"}
+    assert set(first) == {"tokenizer.json", "sequences.parquet", "stats.json"}
     run_tokenize(params, augmented, key=key)
-    again = {p.name: p.read_bytes() for p in out.iterdir()}
-    first.pop("speed.json"), again.pop("speed.json")
-    assert first == again
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == first
 
 
 @pytest.mark.parametrize("key", ["remi", "simplified_midi"])
@@ -95,7 +96,7 @@ def test_workers_do_not_change_the_output(
     first = {name: (out / name).read_bytes() for name in ("sequences.parquet", "stats.json")}
     run_tokenize(params, augmented, key=key, workers=2)
     assert {name: (out / name).read_bytes() for name in first} == first
-    speed = json.loads((out / "speed.json").read_text())
+    speed = json.loads(augmented.speed_file("tokenize", key).read_text())
     assert speed["workers"] == 2 and speed["start_method"] in ("fork", "spawn")
 
 
@@ -117,24 +118,31 @@ def test_bpe_entry_trains_on_a_capped_sample(params: dict[str, Any], augmented: 
     assert stats["tokenizer"] == "remi_bpe" and stats["family"] == "remi"
     assert stats["trained"] == {"model": "BPE", "vocab_size": 700, "files": 6}
     assert stats["vocab_size"] == 700 == load_tokenizer(out).vocab_size
-    assert json.loads((out / "speed.json").read_text())["files"] == 20
+    assert json.loads(augmented.speed_file("tokenize", "remi_bpe").read_text())["files"] == 20
     assert stats["roundtrip"]["f1"] > 0.95
     plain = run_tokenize(params, augmented, key="remi")
     assert stats["tokens_per_note"] < plain["tokens_per_note"]  # BPE merges tokens
 
 
 def test_unknown_key_names_the_choices(params: dict[str, Any], augmented: Layout) -> None:
-    with pytest.raises(KeyError, match="not in `tokenizers`"):
+    with pytest.raises(ConfigError, match="not in `tokenizers`"):
         run_tokenize(params, augmented, key="nope")
 
 
-def test_no_key_needs_no_single_training_tokenizer(params: dict[str, Any]) -> None:
-    """Models pick their own tokenizers: without a `tokenizer` group, a key is required unless
-    `tokenizers` has one entry."""
-    assert tokenizer_entry(params, None)[0] == params["tokenizer"]["name"]
-    del params["tokenizer"]
-    with pytest.raises(KeyError, match="name the tokenizer to run"):
-        tokenizer_entry(params, None)
-    assert tokenizer_entry(params, "tsd")[0] == "tsd"
-    params["tokenizers"] = {"midicompact": params["tokenizers"]["midicompact"]}
-    assert tokenizer_entry(params, None)[0] == "midicompact"
+def test_midicompact_trains_on_segments_framed_by_start_and_end(
+    params: dict[str, Any], augmented: Layout
+) -> None:
+    """Seed 001: a piece is cut at long silences; each segment is <start> ... <end>."""
+    params["tokenizers"]["midicompact"]["midicompact"]["max_silence_s"] = 2.0
+    stats = run_tokenize(params, augmented, key="midicompact")
+    out = augmented.tokens_dir("midicompact")
+    tokenizer = load_tokenizer(out)
+    frame = pq.read_table(out / "sequences.parquet").to_pandas()
+    assert stats["segments"] and stats["pieces"] == frame["id"].nunique()
+    assert (frame.groupby("id")["segment"].max() > 0).any()  # some piece has several segments
+    for ids in frame["ids"]:
+        assert ids[0] == tokenizer.vocab["<start>"] and ids[-1] == tokenizer.vocab["<end>"]
+        assert list(ids[1:-1]).count(tokenizer.vocab["<end>"]) == 0
+    assert stats["per_split"]["train"]["notes"] == int(
+        frame[frame["split"] == "train"].drop_duplicates("id")["n_notes"].sum()
+    )

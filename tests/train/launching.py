@@ -36,7 +36,7 @@ def stage_env() -> dict[str, str]:
 
 
 def torchrun_command(processes: int, key: str = "tiny") -> list[str]:
-    """The real entry of a multi-process stage: our torchrun wrapper running `stages.train`."""
+    """The real entry of a multi-process stage: our torchrun wrapper running `midilm train`."""
     return [
         sys.executable,
         "-m",
@@ -44,7 +44,8 @@ def torchrun_command(processes: int, key: str = "tiny") -> list[str]:
         "--standalone",
         f"--nproc_per_node={processes}",
         "-m",
-        "stages.train",
+        "midilm",
+        "train",
         key,
     ]
 
@@ -52,7 +53,7 @@ def torchrun_command(processes: int, key: str = "tiny") -> list[str]:
 def launch(
     params: dict[str, Any], layout: Layout, processes: int, log_name: str = "launch.log"
 ) -> subprocess.Popen[bytes]:
-    """Start `torchrun ... -m stages.train tiny` in the layout's root (output in `log_name`)."""
+    """Start `torchrun ... -m midilm train tiny` in the layout's root (output in `log_name`)."""
     write_params(params, layout)
     log = open(layout.root / log_name, "wb")  # noqa: SIM115 (closed with the process)
     return subprocess.Popen(

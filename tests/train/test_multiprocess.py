@@ -1,4 +1,4 @@
-"""Two CPU processes launched like on the cluster (`torchrun ... -m stages.train tiny` in a
+"""Two CPU processes launched like on the cluster (`torchrun ... -m midilm train tiny` in a
 temporary repository root): DDP and DeepSpeed ZeRO-2 train, rank 0 alone writes, the ranks see
 different halves of the global batch (the run equals one process with the doubled batch), runs
 repeat byte for byte, and SIGTERM on any rank checkpoints every rank and resumes exactly."""
@@ -17,7 +17,7 @@ from safetensors.torch import load_file
 
 from midilm.common.io import read_json
 from midilm.common.paths import Layout
-from midilm.train.checkpoint import REQUEUE_EXIT_CODE
+from midilm.orchestration.launch import REQUEUE_EXIT_CODE
 from midilm.train.stage import run_train
 from tests.train.launching import launch, run_launch, untracked
 
@@ -162,7 +162,7 @@ def test_sigterm_to_one_ddp_rank_stops_both_and_resumes_exactly(
     workers = [
         p
         for p in psutil.Process(process.pid).children(recursive=True)
-        if "stages.train" in " ".join(p.cmdline()) and p.environ().get("RANK") == "1"
+        if "midilm train" in " ".join(p.cmdline()) and p.environ().get("RANK") == "1"
     ]
     assert len(workers) == 1
     workers[0].send_signal(signal.SIGTERM)  # rank 0 is not signalled: it must follow rank 1

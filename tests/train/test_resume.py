@@ -15,7 +15,7 @@ import yaml
 
 from midilm.common.io import read_json
 from midilm.common.paths import Layout
-from midilm.train.checkpoint import REQUEUE_EXIT_CODE
+from midilm.orchestration.launch import REQUEUE_EXIT_CODE
 from midilm.train.stage import run_train
 from tests.train.launching import stage_env, untracked
 
@@ -31,13 +31,9 @@ def _params(tiny: Callable[..., dict[str, Any]], dvclive: bool = False) -> dict[
 def _start(params: dict[str, Any], layout: Layout) -> subprocess.Popen[bytes]:
     params_file = layout.root / "params.yaml"
     params_file.write_text(yaml.safe_dump(params))
-    code = (
-        "from midilm.orchestration.stages import run_stage; "
-        f"run_stage('train', {str(params_file)!r}, {str(layout.root)!r})"
-    )
-    return subprocess.Popen(
-        [sys.executable, "-c", code], stderr=subprocess.DEVNULL, env=stage_env()
-    )
+    command = [sys.executable, "-m", "midilm", "train", "tiny", "--params", str(params_file)]
+    command += ["--root", str(layout.root)]
+    return subprocess.Popen(command, stderr=subprocess.DEVNULL, env=stage_env())
 
 
 def _wait_for_checkpoint(process: subprocess.Popen[bytes], layout: Layout) -> None:

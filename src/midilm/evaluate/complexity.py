@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import platform
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -17,27 +16,18 @@ import torch
 from midilm.common.io import write_json_atomic
 from midilm.common.logging import get_logger
 from midilm.common.paths import Layout
-from midilm.common.spec import ConfigError, from_mapping, section
+from midilm.common.spec import ConfigError
 from midilm.models.complexity import measure_complexity
 from midilm.models.runtime import deterministic, resolve_device
 from midilm.specs import model_keys, model_spec
+from midilm.specs.evaluate import complexity_spec
 
 log = get_logger(__name__)
 
 
-@dataclass(frozen=True)
-class ComplexitySpec:
-    families: tuple[str, ...]  # keys of `models`
-    contexts: tuple[int, ...]
-    vocab_size: int
-    repeats: int
-    device: str
-    threads: int
-
-
 def run_complexity(params: Mapping[str, Any], layout: Layout) -> dict:
     """Measure every (model, context) point; write outputs/complexity/complexity.json."""
-    cfg = from_mapping(ComplexitySpec, section(params, "complexity"), "conf/complexity/*.yaml")
+    cfg = complexity_spec(params)
     missing = [key for key in cfg.families if key not in model_keys(params)]
     if missing:
         raise ConfigError(

@@ -19,9 +19,9 @@ import pandas as pd
 from midilm.common.io import read_json, write_json_atomic, write_text_atomic
 from midilm.common.logging import get_logger
 from midilm.common.paths import Layout
-from midilm.common.spec import from_mapping, section
 from midilm.evaluate import metrics
 from midilm.specs import model_spec
+from midilm.specs.evaluate import evaluate_spec
 
 log = get_logger(__name__)
 
@@ -118,18 +118,10 @@ def load_samples(layout: Layout, model: str) -> list[dict[str, Any]]:
     return list(data["samples"])
 
 
-@dataclass(frozen=True)
-class EvaluateSpec:
-    max_reference_pieces: int
-    key_window_measures: int
-    max_quarter_length: float
-    workers: int
-
-
 def run_evaluate(params: Mapping[str, Any], layout: Layout, key: str | None = None) -> dict:
     """Run the stage for model `key`; returns the summary written to outputs/metrics/<key>."""
     model = model_spec(params, key).key
-    cfg = from_mapping(EvaluateSpec, section(params, "evaluate"), "conf/evaluate/default.yaml")
+    cfg = evaluate_spec(params)
     max_ql, window, workers = cfg.max_quarter_length, cfg.key_window_measures, cfg.workers
 
     samples = load_samples(layout, model)
