@@ -160,9 +160,11 @@ def write_split_and_tokens(
     return layout, rows
 
 
-def build_packed_corpus(midis: list[Path], root: Path, params: dict[str, Any]) -> Layout:
+def build_packed_corpus(
+    midis: list[Path], root: Path, params: dict[str, Any], tokenizer_key: str = "remi"
+) -> Layout:
     """Split manifest, tokens (tokenizer.json, sequences.parquet, stats.json) and packed binidx."""
-    tokenizer = build_tokenizer(tokenizer_spec(params, "remi").build_cfg)
+    tokenizer = build_tokenizer(tokenizer_spec(params, tokenizer_key).build_cfg)
     name = tokenizer.name
     layout, rows = write_split_and_tokens(midis, root, tokenizer)
 
@@ -191,11 +193,11 @@ def build_packed_corpus(midis: list[Path], root: Path, params: dict[str, Any]) -
     return layout
 
 
-def tiny_params(repo_root: Path, steps: int = 30) -> dict[str, Any]:
+def tiny_params(repo_root: Path, steps: int = 30, tokenizer: str = "remi") -> dict[str, Any]:
     """params.yaml with a model and training run small enough for a test (seconds on 2 cores)."""
     plain = to_plain(load_params(repo_root / "params.yaml"))
     gpt = plain["models"]["gpt"]
-    gpt.update(size="tiny", dropout=0.1)
+    gpt.update(size="tiny", dropout=0.1, tokenizer=tokenizer)
     gpt["sizes"] = {"tiny": {"context": 64, "n_layer": 2, "n_embd": 32, "n_head": 2}}
     plain["models"] = {"tiny": {**gpt, "name": "tiny"}}
     plain["train"].update(
@@ -224,8 +226,8 @@ def packed_corpus(chorale_midis: list[Path], tmp_path_factory: pytest.TempPathFa
 
 @pytest.fixture(scope="session")
 def tiny() -> Callable[..., dict[str, Any]]:
-    """`tiny(steps=30)`: the tiny params (a fresh dict each call)."""
-    return lambda steps=30: tiny_params(REPO_ROOT, steps)
+    """`tiny(steps=30, tokenizer="remi")`: the tiny params (a fresh dict each call)."""
+    return lambda steps=30, tokenizer="remi": tiny_params(REPO_ROOT, steps, tokenizer)
 
 
 @pytest.fixture(scope="session")

@@ -157,6 +157,29 @@ def test_two_smoke_runs_produce_byte_identical_tables(
         first = (smoke_repo / "reports" / "tables" / name).read_bytes()
         second = (other / "reports" / "tables" / name).read_bytes()
         assert first == second, f"{name} differs between two identical smoke runs"
+    # every deterministic output has the same hash in both dvc.lock files, so a fresh clone of a
+    # commit reproduces its lock (measured outputs are `cache: false` files of their own)
+    first_lock, second_lock = lock_outputs(smoke_repo), lock_outputs(other)
+    assert first_lock.keys() == second_lock.keys()
+    differ = sorted(path for path in first_lock if first_lock[path] != second_lock[path])
+    assert all(measured_output(path) for path in differ), differ
+
+
+def lock_outputs(repo: Path) -> dict[str, str]:
+    """Output path -> its hash in dvc.lock."""
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())
+    return {
+        out["path"]: out.get("md5") or out.get("hash", "")
+        for stage in lock["stages"].values()
+        for out in stage.get("outs", [])
+    }
+
+
+def measured_output(path: str) -> bool:
+    """Wall-clock measurements: the speed files, the complexity timings, the report's tables."""
+    return path.startswith(("outputs/speed/", "reports/tables")) or path.endswith(
+        ("speed.json", "complexity.json")
+    )
 
 
 def test_the_smoke_dag_on_slurm_reproduces_the_local_tables(
