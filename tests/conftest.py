@@ -17,8 +17,9 @@ import symusic
 from midilm.common.io import write_json_atomic
 from midilm.common.params import load_params, to_plain
 from midilm.common.paths import Layout
-from midilm.store.binidx import BinIdxWriter, dtype_for_vocab
 from midilm.specs.tokenizer import tokenizer_spec
+from midilm.specs.train import TrainSpec, train_spec
+from midilm.store.binidx import BinIdxWriter, dtype_for_vocab
 from midilm.store.sequences import write_sequences
 from midilm.tokenize.base import build_tokenizer
 
@@ -191,6 +192,12 @@ def build_packed_corpus(
     stats = {"vocab_size": tokenizer.vocab_size, "dtype": dtype.name, "splits": splits}
     write_json_atomic(packed / "stats.json", stats)
     return layout
+
+
+def train_spec_for(**overrides: Any) -> TrainSpec:
+    """The committed params' train group with `overrides` on top, as a TrainSpec."""
+    plain = to_plain(load_params(REPO_ROOT / "params.yaml"))
+    return train_spec(plain["train"], overrides)
 
 
 def tiny_params(repo_root: Path, steps: int = 30, tokenizer: str = "remi") -> dict[str, Any]:

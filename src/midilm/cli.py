@@ -111,7 +111,7 @@ def generate(
         float | None, typer.Option(help="Continue each sample until it lasts this long.")
     ] = None,
     num_samples: Annotated[int | None, typer.Option(help="How many samples.")] = None,
-    max_new_tokens: Annotated[int | None, typer.Option(help="New tokens per sample, at most.")] = None,
+    max_new_tokens: Annotated[int | None, typer.Option(help="New tokens per sample (max).")] = None,
     temperature: Annotated[float | None, typer.Option()] = None,
     top_p: Annotated[float | None, typer.Option()] = None,
     top_k: Annotated[int | None, typer.Option()] = None,

@@ -93,7 +93,9 @@ def test_augment_killed_on_its_first_run_leaves_no_output(
     params: dict[str, Any], split_layout: Layout
 ) -> None:
     (split_layout.root / "params.yaml").write_text(yaml.safe_dump(params))
-    result = run_stage_killed(["augment"], split_layout.root, "midilm.augment.copies:augment_piece:3")
+    result = run_stage_killed(
+        ["augment"], split_layout.root, "midilm.augment.copies:augment_piece:3"
+    )
     assert result.returncode == -signal.SIGKILL, result.stderr
     assert not split_layout.augment_dir.exists()
     (partial,) = temp_siblings(split_layout.augment_dir)

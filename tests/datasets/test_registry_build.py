@@ -10,6 +10,7 @@ import pytest
 import yaml
 from omegaconf import OmegaConf
 
+from midilm.common.params import load_params, to_plain
 from midilm.common.paths import Layout
 from midilm.datasets.registry import (
     AVAILABLE,
@@ -20,6 +21,7 @@ from midilm.datasets.registry import (
 )
 from midilm.datasets.stage import run_datasets, run_split
 from midilm.report.builders import TABLES
+from tests.conftest import REPO_ROOT
 
 SHARED = Path("/work/shared/datasets")
 REPO = Path(__file__).resolve().parents[2]
@@ -53,8 +55,8 @@ def test_groove_t1_matches_the_published_figures(
     layout = Layout(root=tmp_path)
     run_datasets(params, layout)
     run_split(params, layout)
-    models = {"gpt": {"tokenizer": "remi", "context": 256}}
-    table = TABLES["T1_datasets"]({"tokenizer": {"name": "remi"}, "models": models}, layout)
+    params = to_plain(load_params(REPO_ROOT / "params.yaml"))
+    table = TABLES["T1_datasets"](params, layout)
     rows = {(r[0], r[1]): r for r in table.rows}
     info = pd.read_csv(SHARED / "groove" / "info.csv")
     assert rows["groove", "total"][2] == len(info) == 1150

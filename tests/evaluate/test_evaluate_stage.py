@@ -10,11 +10,10 @@ import pandas as pd
 
 from midilm.common.paths import Layout
 from midilm.evaluate.stage import run_evaluate
+from tests.conftest import REPO_ROOT, tiny_params
 
-PARAMS = {
-    "models": {"tiny": {"name": "tiny", "family": "gpt2"}},
-    "evaluate": {"max_reference_pieces": 3, "key_window_measures": 4, "max_quarter_length": 32},
-}
+PARAMS = tiny_params(REPO_ROOT)
+PARAMS["evaluate"].update(max_reference_pieces=3, key_window_measures=4, max_quarter_length=32)
 
 
 def build_layout(root: Path, chorales: list[Path]) -> Layout:

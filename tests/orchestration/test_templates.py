@@ -113,7 +113,11 @@ def test_gpu_template_needs_a_python_command(tmp_path: Path) -> None:
 def test_array_template_fans_out_shards(tmp_path: Path) -> None:
     resources = launch.StageResources(cpus=1, array=8, array_parallel=3)
     script = launch.sbatch_script(
-        "augment", ["python", "-m", "midilm", "augment"], tmp_path, resources, tmp_path / "a-%A_%a.log"
+        "augment",
+        ["python", "-m", "midilm", "augment"],
+        tmp_path,
+        resources,
+        tmp_path / "a-%A_%a.log",
     )
     assert "--array=0-7%3" in directives(script)
     assert f"--output={tmp_path}/a-%A_%a.log" in directives(script)

@@ -6,20 +6,22 @@ import json
 from pathlib import Path
 
 import pandas as pd
-from omegaconf import OmegaConf
 
+from midilm.common.params import load_params, to_plain
 from midilm.common.paths import Layout
 from midilm.report.builders import TABLES
 from midilm.report.stage import run_report
+from tests.conftest import REPO_ROOT
 
-PARAMS = {
-    "tokenizer": {"name": "remi"},
-    "tokenizers": {"remi": {"name": "remi"}, "octuple": {"name": "octuple"}},
-    "augment": {"multiplicity": 1},
-    "models": {"gpt": {"name": "gpt", "family": "gpt2"}},
-    "complexity": {"repeats": 3},
-    "evaluate": {"max_reference_pieces": 40, "key_window_measures": 4, "max_quarter_length": 256},
-}
+
+def report_params() -> dict:
+    """The committed params with one model (gpt) and two tokenizers (remi, octuple)."""
+    params = to_plain(load_params(REPO_ROOT / "params.yaml"))
+    params["models"] = {"gpt": params["models"]["gpt"]}
+    params["tokenizers"] = {k: params["tokenizers"][k] for k in ("remi", "octuple")}
+    params["augment"]["multiplicity"] = 1
+    params["complexity"]["repeats"] = 3
+    return params
 
 
 def write_json(path: Path, obj: dict) -> None:
@@ -74,9 +76,10 @@ def build_inputs(layout: Layout) -> None:
     layout.augment_dir.mkdir(parents=True)
     augmented.to_parquet(layout.augment_manifest, index=False)
     layout.tokens_dir("remi").mkdir(parents=True)
-    pd.DataFrame({"id": augmented["id"], "n_tokens": [100, 110, 200, 190, 400]}).to_parquet(
-        layout.tokens_dir("remi") / "sequences.parquet", index=False
+    sequences = augmented[["id", "split"]].assign(
+        dataset="bach", n_tokens=[100, 110, 200, 190, 400]
     )
+    sequences.to_parquet(layout.tokens_dir("remi") / "sequences.parquet", index=False)
     for name, vocab in (("octuple", 581), ("remi", 282)):
         write_json(
             layout.tokens_dir(name) / "stats.json",
@@ -98,7 +101,7 @@ def build_inputs(layout: Layout) -> None:
             },
         )
         write_json(
-            layout.tokens_dir(name) / "speed.json",
+            layout.speed_file("tokenize", name),
             {"tokenizer": name, "files": 4, "workers": 2, "seconds": 0.5,
              "encode_files_per_s": 8.0 if name == "remi" else 4321.5},
         )  # fmt: skip
@@ -115,13 +118,11 @@ def build_inputs(layout: Layout) -> None:
             "val_loss": 1.75,
             "val_perplexity": 5.75,
             "val_bits_per_note": 8.6,
-            "speed": {
-                "device": "cpu",
-                "train_tokens_per_s": 12345.6,
-                "peak_memory_mb": 512.0,
-                "wall_s": 166.0,
-            },
         },
+    )
+    write_json(
+        layout.model_dir("gpt") / "speed.json",
+        {"device": "cpu", "train_tokens_per_s": 12345.6, "peak_memory_mb": 512.0, "wall_s": 166.0},
     )
     group = {
         "pieces": 8,
@@ -163,7 +164,8 @@ def read_all(directory: Path) -> dict[str, bytes]:
 def test_run_report_writes_every_table_identically_twice(tmp_path: Path) -> None:
     layout = Layout(tmp_path)
     build_inputs(layout)
-    written = run_report(PARAMS, layout)
+    params = report_params()
+    written = run_report(params, layout)
     first = read_all(layout.tables_dir)
     assert len(written) == 3 * len(TABLES)
     assert set(first) == {f"{name}.{ext}" for name in TABLES for ext in ("md", "csv", "tex")}
@@ -176,7 +178,7 @@ def test_run_report_writes_every_table_identically_twice(tmp_path: Path) -> None
         "T7_complexity",
     } <= set(TABLES)
 
-    run_report(OmegaConf.create(PARAMS), layout)  # as the stage gets them from params.yaml
+    run_report(params, layout)
     assert read_all(layout.tables_dir) == first
 
     t1 = pd.read_csv(
@@ -189,6 +191,7 @@ def test_run_report_writes_every_table_identically_twice(tmp_path: Path) -> None
     assert (jazz["files"], jazz["notes/s"], jazz["quarantined"]) == ("0", "", "1")
     assert t1.iloc[-1]["dataset"] == "all" and t1.iloc[-1]["quarantined"] == "2"
     assert t1[t1["split"] == "train"]["quarantined"].tolist() == ["", "", ""]
+    assert bach["sequences"] == "6"  # windows of 256 tokens (gpt's context): 1 + 1 + 1 + 1 + 2
 
     t5 = (layout.tables_dir / "T5_music_metrics.md").read_text()
     assert "| seed 001 Table 3-3 (reported) |  | 0.340 | 0.870 | 0.130 | 0.20 |  |" in t5

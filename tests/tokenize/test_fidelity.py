@@ -8,6 +8,7 @@ from typing import Any
 
 import symusic
 
+from midilm.specs.tokenizer import tokenizer_spec
 from midilm.tokenize import build_tokenizer
 from midilm.tokenize.fidelity import match_notes, note_f1, prf
 
@@ -35,7 +36,7 @@ def test_dropped_and_moved_notes_are_counted(chorale_midis: list[Path]) -> None:
 
 
 def test_remi_roundtrip_on_real_chorales(chorale_midis: list[Path], params: dict[str, Any]) -> None:
-    tokenizer = build_tokenizer(params["tokenizer"])
+    tokenizer = build_tokenizer(tokenizer_spec(params, "remi").build_cfg)
     assert tokenizer.name == "remi"
     for path in chorale_midis:
         score = symusic.Score(str(path))

@@ -17,7 +17,8 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 def untracked(params: dict[str, Any]) -> dict[str, Any]:
     """`params` with wandb and dvclive off (most tests do not look at them; faster)."""
-    params["train"].update(wandb={"mode": "disabled"}, dvclive=False)
+    params["train"]["wandb"]["mode"] = "disabled"
+    params["train"]["dvclive"] = False
     return params
 
 

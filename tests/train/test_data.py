@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -10,6 +12,7 @@ from midilm.common.paths import Layout
 from midilm.models import build_model
 from midilm.train.data import load_stream, random_batch, sequential_batches
 from midilm.train.optim import lr_at, make_optimizer
+from tests.conftest import train_spec_for
 
 
 def test_random_batch_targets_are_inputs_shifted(packed_corpus: Layout) -> None:
@@ -44,22 +47,21 @@ def test_too_short_stream_names_the_fix(packed_corpus: Layout) -> None:
 
 
 def test_lr_warms_up_then_decays_to_min_lr() -> None:
-    cfg = {"lr": 1e-3, "min_lr": 1e-4, "warmup_steps": 10, "steps": 100, "schedule": "cosine"}
+    cfg = train_spec_for(lr=1e-3, min_lr=1e-4, warmup_steps=10, steps=100, schedule="cosine")
     assert lr_at(0, cfg) == pytest.approx(1e-4)
     assert lr_at(9, cfg) == pytest.approx(1e-3)
     assert lr_at(99, cfg) == pytest.approx(1e-4, rel=0.01)
-    linear = {**cfg, "schedule": "linear"}
+    linear = dataclasses.replace(cfg, schedule="linear")
     assert lr_at(55, linear) == pytest.approx(1e-3 - 0.9e-3 * 45 / 90)
+    assert lr_at(55, dataclasses.replace(cfg, schedule="constant")) == 1e-3
     with pytest.raises(ValueError, match=r"train\.schedule"):
-        lr_at(50, {**cfg, "schedule": "step"})
+        lr_at(50, dataclasses.replace(cfg, schedule="step"))
 
 
 def test_no_weight_decay_on_biases_and_layernorm() -> None:
     cfg = {"family": "gpt2", "context": 16, "n_layer": 1, "n_embd": 8, "n_head": 2}
     model = build_model(cfg, 50, 0, 1, 2)
-    opt = make_optimizer(
-        model, {"lr": 1e-3, "weight_decay": 0.1, "betas": [0.9, 0.99], "eps": 1e-8}
-    )
+    opt = make_optimizer(model, train_spec_for(lr=1e-3, weight_decay=0.1))
     decay, no_decay = opt.param_groups
     assert decay["weight_decay"] == 0.1 and no_decay["weight_decay"] == 0.0
     assert all(p.dim() == 1 for p in no_decay["params"])

@@ -18,6 +18,7 @@ from midilm.train.distributed import (
 )
 from midilm.train.engine import bucket_size, enable_gradient_checkpointing, make_engine
 from midilm.train.precision import resolve_precision
+from tests.conftest import train_spec_for
 
 TINY_MODEL = {"family": "gpt2", "context": 16, "n_layer": 1, "n_embd": 8, "n_head": 2}
 
@@ -89,7 +90,7 @@ def test_precision_auto_is_fp32_on_cpu() -> None:
 
 def test_deepspeed_bf16_needs_a_gpu() -> None:
     model = build_model(TINY_MODEL, 50, 0, 1, 2)
-    cfg = {"batch_size": 2, "grad_accum": 1, "grad_clip": 1.0}
+    cfg = train_spec_for(batch_size=2, grad_accum=1, grad_clip=1.0)
     with pytest.raises(ValueError, match="needs a GPU"):
         make_engine("deepspeed", model, cfg, DistContext(), torch.device("cpu"), "bf16")
 

@@ -35,9 +35,10 @@ def run_complexity(params: Mapping[str, Any], layout: Layout) -> dict:
             f"({model_keys(params)}); fix conf/complexity/*.yaml"
         )
     specs = {key: model_spec(params, key) for key in cfg.families}
+    architectures = {key: {**s.architecture, "size": s.size} for key, s in specs.items()}
     device = resolve_device(cfg.device)
     with deterministic(int(params["seed"]), cfg.threads):
-        rows = measure_complexity(specs, cfg.contexts, cfg.vocab_size, device, cfg.repeats)
+        rows = measure_complexity(architectures, cfg.contexts, cfg.vocab_size, device, cfg.repeats)
     result = {
         "device": _device_name(device),
         "torch": torch.__version__,

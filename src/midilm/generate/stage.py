@@ -4,6 +4,7 @@ KEY through the one sampling loop; write outputs/samples/KEY/sample_NNN.mid and 
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,7 @@ def run_generate(
         model, codec = load_for_sampling(spec, gen, layout, music, device)
         prompts = make_prompts(gen, music, spec.tokenizer, layout, seed, _transcriber(gen))
         results = continue_prompts(model, codec, prompts, gen, seed)
-    settings = {**dataclasses.asdict(gen), "seed": seed}
+    settings = json.loads(json.dumps({**dataclasses.asdict(gen), "seed": seed}))  # as written
     return write_samples(
         out_dir or layout.samples_dir(spec.key), layout.root, spec.key, codec, results, settings
     )

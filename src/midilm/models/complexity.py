@@ -20,12 +20,11 @@ import torch
 from midilm.models.incremental import forward_with_cache, tensor_nbytes
 from midilm.models.registry import build_model, count_parameters
 from midilm.models.runtime import peak_memory_mb, resolve_device
-from midilm.specs import ModelSpec
 
 
 @torch.no_grad()
 def measure_complexity(
-    specs: Mapping[str, ModelSpec],
+    architectures: Mapping[str, Mapping[str, Any]],
     contexts: Sequence[int],
     vocab_size: int,
     device: str | torch.device = "cpu",
@@ -36,13 +35,14 @@ def measure_complexity(
 ) -> list[dict[str, Any]]:
     """One row per (model, context): family, context, ms_per_token, cache_bytes, device.
 
-    Peak memory is CUDA's peak allocation for that row, or on CPU the process's peak RSS so far.
+    `architectures` maps a model key to what its builder reads (`ModelSpec.architecture`, plus
+    an optional `size` label for the rows). Peak memory is CUDA's peak allocation for that row, or on CPU the process's peak RSS so far.
     """
     device = resolve_device(device) if isinstance(device, str) else device
     rows = []
-    for key, spec in specs.items():
-        cfg = spec.architecture
-        cfg["context"] = max(spec.context, max(contexts) + 1)
+    for key, architecture in architectures.items():
+        cfg = dict(architecture)
+        cfg["context"] = max(int(cfg["context"]), max(contexts) + 1)
         torch.manual_seed(seed)
         model = build_model(cfg, vocab_size, 0, 1, 2).to(device).eval()
         generator = torch.Generator().manual_seed(seed)
@@ -59,7 +59,7 @@ def measure_complexity(
                 {
                     "model": key,
                     "family": str(cfg["family"]),
-                    "size": spec.size,
+                    "size": cfg.get("size"),
                     "params": count_parameters(model),
                     "context": int(length),
                     "ms_per_token": 1000 * statistics.median(times),
