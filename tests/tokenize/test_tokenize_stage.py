@@ -11,11 +11,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import symusic
 
 from midilm.augment.stage import run_augment
 from midilm.common.paths import Layout
 from midilm.common.spec import ConfigError
 from midilm.tokenize import load_tokenizer
+from midilm.tokenize.base import build_tokenizer
+from midilm.tokenize.encode import piece_sequences
 from midilm.tokenize.stage import run_tokenize
 
 STATS_KEYS = {"tokenizer", "vocab_size", "pieces", "sequences", "tokens", "notes", "duration_s",
@@ -132,17 +135,32 @@ def test_unknown_key_names_the_choices(params: dict[str, Any], augmented: Layout
 def test_midicompact_trains_on_segments_framed_by_start_and_end(
     params: dict[str, Any], augmented: Layout
 ) -> None:
-    """Seed 001: a piece is cut at long silences; each segment is <start> ... <end>."""
-    params["tokenizers"]["midicompact"]["midicompact"]["max_silence_s"] = 2.0
+    """Seed 001: each sequence is <start> ... <end> (a piece cut at long silences)."""
     stats = run_tokenize(params, augmented, key="midicompact")
     out = augmented.tokens_dir("midicompact")
     tokenizer = load_tokenizer(out)
     frame = pq.read_table(out / "sequences.parquet").to_pandas()
-    assert stats["segments"] and stats["pieces"] == frame["id"].nunique()
-    assert (frame.groupby("id")["segment"].max() > 0).any()  # some piece has several segments
+    assert stats["segments"] and stats["pieces"] == frame["id"].nunique() == 28
+    start, end = tokenizer.vocab["<start>"], tokenizer.vocab["<end>"]
     for ids in frame["ids"]:
-        assert ids[0] == tokenizer.vocab["<start>"] and ids[-1] == tokenizer.vocab["<end>"]
-        assert list(ids[1:-1]).count(tokenizer.vocab["<end>"]) == 0
-    assert stats["per_split"]["train"]["notes"] == int(
-        frame[frame["split"] == "train"].drop_duplicates("id")["n_notes"].sum()
-    )
+        assert ids[0] == start and ids[-1] == end and end not in list(ids[1:-1])
+
+
+def test_a_long_silence_cuts_a_piece_into_segments() -> None:
+    """Two phrases 12 s apart (over max_silence_s = 10 s, nothing held): two sequences, each
+    framed, the second starting at its first note (no 12 s of waits)."""
+    tokenizer = build_tokenizer({"name": "midicompact"})
+    score = symusic.Score(480)
+    score.tempos.append(symusic.Tempo(0, 120.0))  # 1 s = 960 ticks
+    track = symusic.Track("piano", 0, False)
+    for onset_s in (0.0, 0.5, 1.0, 13.5, 14.0):
+        track.notes.append(symusic.Note(int(onset_s * 960), 480, 60, 80))
+    score.tracks.append(track)
+    whole = piece_sequences(tokenizer, score, segments=False)
+    parts = piece_sequences(tokenizer, score, segments=True)
+    assert len(whole) == 1 and len(parts) == 2
+    for ids in parts:
+        assert ids[0] == tokenizer.bos_id and ids[-1] == tokenizer.eos_id
+    waits = [tokenizer.to_text([int(i)]) for i in parts[1][1:-1]]
+    assert not waits[0].startswith("t")  # the segment starts at its first note
+    assert sum(len(p) for p in parts) < len(whole[0]) + 2  # no silence encoded
