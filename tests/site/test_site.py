@@ -155,3 +155,25 @@ def test_an_empty_repository_gives_a_site_that_says_nothing_ran(tmp_path: Path) 
 def test_model_keys_that_are_not_file_names_are_skipped(tmp_path: Path, key: str) -> None:
     written = build_site(tmp_path, models=[key, "gpt"])
     assert sorted(p.name for p in written if p.parent.name == "models") == ["gpt.html"]
+
+
+def test_the_stage_function_shows_params_models_with_the_reports_provenance(
+    tmp_path: Path,
+) -> None:
+    from midilm.common.paths import Layout
+    from midilm.report.site import run_site
+
+    written = run_site({"models": {"rwkv6": {}, "gpt": {}}, "seed": 1}, Layout(tmp_path))
+    site = tmp_path / "reports" / "site"
+    assert {p.relative_to(site).as_posix() for p in written} >= {
+        "index.html",
+        "models/rwkv6.html",
+        "models/gpt.html",
+    }
+    index = (site / "index.html").read_text()
+    assert index.index("models/rwkv6.html") < index.index("models/gpt.html")  # params order
+    assert "Provenance: git no-git, params " in index and "data no-data" in index
+    assert (
+        "No samples for gpt yet (run <code>dvc repro generate@gpt</code>)"
+        in (site / "models" / "gpt.html").read_text()
+    )

@@ -13,20 +13,22 @@ from __future__ import annotations
 import hashlib
 import os
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
+from omegaconf import DictConfig
 from tqdm import tqdm
 
 from midilm.common.io import atomic_dir, write_text_atomic
 from midilm.common.logging import get_logger, progress_disabled
+from midilm.common.params import to_plain
 from midilm.common.paths import Layout
 from midilm.report.listening import ratings_file
-from midilm.report.provenance import Provenance
+from midilm.report.provenance import Provenance, collect_provenance
 from midilm.report.site import figures
 from midilm.report.site.inputs import (
     SAFE_KEY,
@@ -93,12 +95,25 @@ def build_site(
     return [out_dir / p for p in written]
 
 
+def run_site(params: Mapping[str, Any] | DictConfig, layout: Layout | None = None) -> list[Path]:
+    """The `site` stage: the site of params' models (params order) with the report's provenance."""
+    layout = layout or Layout()
+    plain = to_plain(params) if isinstance(params, DictConfig) else dict(params)
+    return build_site(
+        layout.root,
+        site_dir(layout),
+        models=list(plain.get("models") or {}),
+        provenance=collect_provenance(plain, layout),
+    )
+
+
 class SiteWriter:
     """Renders into `tmp` pages whose links are relative to their final place under `final`."""
 
     def __init__(self, layout: Layout, final: Path, tmp: Path, provenance: Provenance | None):
         self.layout, self.final, self.tmp = layout, final, tmp
         self.provenance = provenance
+        self.line = ""
         self.env = Environment(
             loader=PackageLoader("midilm.report.site", "templates"),
             autoescape=True,
@@ -165,6 +180,7 @@ class SiteWriter:
 
     # pages -----------------------------------------------------------------------------------
     def write(self, keys: list[str]) -> None:
+        self.line = self.provenance_line()
         self.write_text("site.css", self._template_text("site.css"))
         views = []
         bar = tqdm(keys, desc="site", unit="model", disable=progress_disabled())
@@ -294,20 +310,19 @@ class SiteWriter:
             ratings_name=ratings.relative_to(self.layout.root).as_posix()
             if ratings.is_relative_to(self.layout.root)
             else ratings.as_posix(),
-            provenance_lines=[t["provenance"] for t in tables],
         )
 
     def render(self, page: str, template: str, **context: Any) -> None:
-        context.setdefault("provenance", self.provenance_line(context.get("provenance_lines")))
+        context["provenance"] = self.line
         context["css"] = self.site_link("site.css", page)
         self.write_text(page, self.env.get_template(template).render(**context))
 
-    def provenance_line(self, table_lines: list[str] | None = None) -> str:
+    def provenance_line(self) -> str:
+        """The given provenance, else the line most of the tables carry."""
         if self.provenance is not None:
             return self.provenance.line()
-        if table_lines is None:
-            table_lines = [t.provenance for t in read_tables(self.layout.tables_dir)]
-        counts = Counter(line for line in table_lines if line)
+        lines = [t.provenance for t in read_tables(self.layout.tables_dir)]
+        counts = Counter(line for line in lines if line)
         if not counts:
             return "Provenance: not recorded (no tables yet)"
         return max(sorted(counts), key=lambda line: counts[line])
