@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from midilm.listen.plan import ListeningTest, create_test
+from midilm.listen.plan import create_test
 from midilm.listen.spec import ListenSpec
+from midilm.listen.testdir import ListeningTest
 from tests.site.browser import chromium  # noqa: F401  (fixture)
 from tests.site.rendered_repo import make_rendered_repo
 

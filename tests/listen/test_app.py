@@ -13,8 +13,8 @@ from starlette.testclient import TestClient
 
 from midilm.listen.app import create_app
 from midilm.listen.export import ratings_csv
-from midilm.listen.plan import ListeningTest
 from midilm.listen.store import DB_FILE
+from midilm.listen.testdir import ListeningTest
 
 
 def db_state(folder: Path) -> str:

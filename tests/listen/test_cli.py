@@ -10,8 +10,8 @@ import yaml
 from typer.testing import CliRunner
 
 from midilm.listen.cli import app
-from midilm.listen.plan import ListeningTest, load_test
 from midilm.listen.store import RatingInput, RatingStore
+from midilm.listen.testdir import ListeningTest, load_test
 
 LISTEN = {
     "seed": 3,

@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 
 from midilm.listen.export import ratings_csv
-from midilm.listen.plan import ListeningTest
 from midilm.listen.store import DB_FILE
+from midilm.listen.testdir import ListeningTest
 
 QUESTIONS = ("overall", "clarity", "quality", "match")
 

@@ -14,7 +14,8 @@ import soundfile
 from scipy import signal
 
 from midilm.listen import audio
-from midilm.listen.plan import ListeningTest, create_test, draw_sessions, participant_ids
+from midilm.listen.plan import create_test, draw_sessions, participant_ids
+from midilm.listen.testdir import ListeningTest
 from tests.listen.conftest import MODELS, short_spec
 
 

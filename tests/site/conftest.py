@@ -28,6 +28,15 @@ def rendered_repo(
     return root
 
 
+@pytest.fixture(scope="session")
+def built_site(rendered_repo: Path) -> Path:
+    """The site of `rendered_repo`, built once (tests may rebuild it in place: same bytes)."""
+    from midilm.report.site import build_site
+
+    build_site(rendered_repo)
+    return rendered_repo / "reports" / "site"
+
+
 def add_listening_results(root: Path, models: list[str]) -> None:
     """Commit the SYNTHETIC ratings file and write T8 from it (labelled synthetic)."""
     from midilm.report.listening import listening_table

@@ -58,13 +58,14 @@ def assert_links_resolve(page: Path) -> None:
             assert target.is_file(), f"{page}: {url} does not resolve ({target})"
 
 
-def test_site_is_complete_offline_and_byte_identical_on_rebuild(rendered_repo: Path) -> None:
-    written = build_site(rendered_repo)
-    site = rendered_repo / "reports" / "site"
+def test_site_is_complete_offline_and_byte_identical_on_rebuild(
+    rendered_repo: Path, built_site: Path
+) -> None:
+    site = built_site
     first = digests(site)
-    assert sorted(first) == sorted(p.relative_to(site).as_posix() for p in written)
-    build_site(rendered_repo)
+    written = build_site(rendered_repo)
     assert digests(site) == first  # same inputs: same HTML and PNG bytes
+    assert sorted(first) == sorted(p.relative_to(site).as_posix() for p in written)
 
     tables = sorted((rendered_repo / "reports" / "tables").glob("T*.md"))
     assert any(t.stem == "T8_listening" for t in tables)
@@ -91,9 +92,8 @@ def test_site_is_complete_offline_and_byte_identical_on_rebuild(rendered_repo: P
         assert data.startswith(b"\x89PNG") and b"matplotlib" not in data  # no version stamp
 
 
-def test_model_page_pairs_each_sample_with_its_reference(rendered_repo: Path) -> None:
-    build_site(rendered_repo)
-    page = rendered_repo / "reports" / "site" / "models" / "gpt.html"
+def test_model_page_pairs_each_sample_with_its_reference(built_site: Path) -> None:
+    page = built_site / "models" / "gpt.html"
     text = page.read_text()
     links = parse(page)
     assert text.count('class="sample"') == 2
@@ -102,7 +102,7 @@ def test_model_page_pairs_each_sample_with_its_reference(rendered_repo: Path) ->
     assert "reference it continued: jigs107" in text
     assert "rhythm_consistency" in text and "prompt_notes" in text
     assert "speed.train_tokens_per_s" in text  # DVC metrics flattened
-    llama = (rendered_repo / "reports" / "site" / "models" / "llama.html").read_text()
+    llama = (built_site / "models" / "llama.html").read_text()
     assert "audio not rendered yet (run `dvc repro render@llama`)" in llama
     assert "outputs/audio/llama/audio.json is missing" in llama
 

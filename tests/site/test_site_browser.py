@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from midilm.report.site import build_site
-
 ALL_LOADED = """() => {
   const audios = [...document.querySelectorAll('audio')];
   const images = [...document.querySelectorAll('img')];
@@ -23,10 +21,9 @@ MEDIA_STATE = """() => ({
 
 
 def test_every_page_loads_its_tables_images_and_audio(
-    rendered_repo: Path, chromium, tmp_path: Path
+    rendered_repo: Path, built_site: Path, chromium, tmp_path: Path
 ) -> None:
-    build_site(rendered_repo)
-    site = rendered_repo / "reports" / "site"
+    site = built_site
     pages = [site / "index.html", *sorted((site / "models").glob("*.html"))]
     tables = len(list((rendered_repo / "reports" / "tables").glob("T*.md")))
     context = chromium.new_context(viewport={"width": 1280, "height": 900})

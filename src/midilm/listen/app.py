@@ -27,9 +27,9 @@ from starlette.responses import FileResponse, HTMLResponse, JSONResponse, PlainT
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from midilm.listen.plan import load_test
 from midilm.listen.protocol import MAX_COMMENT_CHARS, QUESTIONS, SCALE, SCALE_MAX, SCALE_MIN
 from midilm.listen.store import DB_FILE, RatingInput, RatingStore, Refused
+from midilm.listen.testdir import load_test
 
 SUBMISSION = re.compile(r"^[A-Za-z0-9-]{8,64}$")
 HEADERS = {

@@ -76,7 +76,7 @@ def serve(test_dir: Path, host: str = "127.0.0.1", port: int = 8765) -> None:
     import uvicorn
 
     from midilm.listen.app import create_app
-    from midilm.listen.plan import load_test
+    from midilm.listen.testdir import load_test
 
     test = load_test(test_dir)
     for participant in test.sessions:

@@ -7,9 +7,9 @@ import io
 from pathlib import Path
 
 from midilm.common.io import write_text_atomic
-from midilm.listen.plan import load_test
 from midilm.listen.protocol import RATINGS_COLUMNS
 from midilm.listen.store import DB_FILE, RatingStore
+from midilm.listen.testdir import load_test
 
 
 def ratings_csv(test_dir: Path) -> tuple[str, int]:

@@ -17,10 +17,7 @@ T8 needs that.
 from __future__ import annotations
 
 import csv
-import hashlib
-import hmac
 import io
-import json
 import random
 import secrets
 from collections.abc import Sequence
@@ -37,13 +34,17 @@ from midilm.common.paths import Layout
 from midilm.listen import audio
 from midilm.listen.protocol import ANCHOR, REAL
 from midilm.listen.spec import ListenSpec
+from midilm.listen.testdir import (
+    AUDIO_DIR,
+    LINKS_FILE,
+    PLAN_FILE,
+    TEST_FILE,
+    ListeningTest,
+    Stimulus,
+    opaque_id,
+)
 
 log = get_logger(__name__)
-
-TEST_FILE = "test.json"
-PLAN_FILE = "plan.csv"
-LINKS_FILE = "links.csv"
-AUDIO_DIR = "audio"
 
 
 @dataclass(frozen=True)
@@ -53,44 +54,6 @@ class Source:
     condition: str
     item: str
     path: str  # repository-relative audio file (FLAC preferred: decoded losslessly)
-
-
-@dataclass(frozen=True)
-class Stimulus:
-    id: str  # opaque
-    condition: str
-    item: str
-    source: str
-    source_sha256: str
-    file: str  # inside the test folder
-    seconds: float
-
-
-@dataclass(frozen=True)
-class ListeningTest:
-    name: str
-    secret: str
-    seed: int
-    stimuli: dict[str, Stimulus]
-    sessions: dict[str, tuple[str, ...]]  # participant -> stimulus ids in play order
-
-    def token(self, participant: str) -> str:
-        return participant_token(self.secret, participant)
-
-    def link(self, participant: str) -> str:
-        return f"/?participant={participant}&token={self.token(participant)}"
-
-
-def participant_token(secret: str, participant: str) -> str:
-    """The participant's access token: an HMAC of the test's secret (unguessable, per test)."""
-    return hmac.new(secret.encode(), f"token\0{participant}".encode(), hashlib.sha256).hexdigest()[
-        :32
-    ]
-
-
-def opaque_id(secret: str, condition: str, item: str) -> str:
-    digest = hmac.new(secret.encode(), f"stimulus\0{condition}\0{item}".encode(), hashlib.sha256)
-    return "s" + digest.hexdigest()[:12]
 
 
 def participant_ids(count: int) -> list[str]:
@@ -234,16 +197,6 @@ def create_test(
         test_dir,
     )
     return test
-
-
-def load_test(test_dir: Path) -> ListeningTest:
-    path = Path(test_dir) / TEST_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no listening test here; run `midilm listen plan` first.")
-    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    stimuli = {s["id"]: Stimulus(**s) for s in data["stimuli"]}
-    sessions = {p: tuple(ids) for p, ids in data["sessions"].items()}
-    return ListeningTest(data["name"], data["secret"], int(data["spec"]["seed"]), stimuli, sessions)
 
 
 def plan_csv(test: ListeningTest) -> str:
