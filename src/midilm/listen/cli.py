@@ -12,6 +12,7 @@ from midilm.common.params import load_params, to_plain
 app = typer.Typer(
     help="Listening test: plan blinded sessions, serve them in the browser, export ratings.",
     no_args_is_help=True,
+    add_completion=False,
 )
 
 TestDir = Annotated[
