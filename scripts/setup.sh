@@ -19,7 +19,8 @@ pick_python() {
 apt_install() {
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "midilm: installing Debian packages: $*" >&2
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+    apt-get update -qq &&
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
   else
     echo "midilm: please install the Debian packages: $*" >&2
     return 1
@@ -27,6 +28,13 @@ apt_install() {
 }
 
 command -v git >/dev/null 2>&1 || apt_install git
+# FluidSynth + a General MIDI soundfont render audio; Chromium runs the browser tests of the site
+# and the listening test (driven by Playwright, never downloaded by it). Missing ones are named.
+want_apt=()
+command -v fluidsynth >/dev/null 2>&1 || want_apt+=(fluidsynth)
+[ -f /usr/share/sounds/sf2/TimGM6mb.sf2 ] || want_apt+=(timgm6mb-soundfont)
+command -v chromium >/dev/null 2>&1 || want_apt+=(chromium)
+if [ ${#want_apt[@]} -gt 0 ]; then apt_install "${want_apt[@]}" || true; fi
 PY=$(pick_python)
 if ! "$PY" -c 'import ensurepip, venv' >/dev/null 2>&1; then
   apt_install python3-venv
