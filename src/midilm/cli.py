@@ -17,6 +17,7 @@ from rich.table import Table
 from midilm.common import wandb_sync
 from midilm.common.params import load_params, to_plain
 from midilm.common.paths import Layout
+from midilm.listen import cli as listen_cli
 
 app = typer.Typer(
     help="midilm: reproducible data + training pipeline for symbolic-music language models.",
@@ -32,6 +33,7 @@ params_app = typer.Typer(
 app.add_typer(datasets_app, name="datasets")
 app.add_typer(params_app, name="params")
 app.add_typer(wandb_sync.app, name="wandb")
+app.add_typer(listen_cli.app, name="listen")
 console = Console()
 
 ParamsOption = Annotated[Path, typer.Option("--params", help="Params file to read.")]
@@ -168,6 +170,15 @@ def report(params: ParamsOption = Path("params.yaml"), root: RootOption = Path("
     from midilm.report.stage import run_report
 
     run_report(_plain(params), Layout(root))
+
+
+@app.command()
+def site(params: ParamsOption = Path("params.yaml"), root: RootOption = Path(".")) -> None:
+    """Stage `site`: the static results site (every table, loss curves, each model's samples as
+    piano rolls and audio beside the pieces they continued, the lo-fi mixes) -> reports/site/."""
+    from midilm.report.site.stage import run_site
+
+    run_site(_plain(params), Layout(root))
 
 
 @datasets_app.command("build")

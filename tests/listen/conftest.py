@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from midilm.listen.plan import create_test
-from midilm.listen.spec import ListenSpec
 from midilm.listen.testdir import ListeningTest
+from midilm.specs.listen import ListenSpec
 from tests.site.browser import chromium  # noqa: F401  (fixture)
 from tests.site.rendered_repo import make_rendered_repo
 

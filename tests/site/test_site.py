@@ -13,6 +13,7 @@ import pytest
 
 from midilm.report.provenance import Provenance
 from midilm.report.site import build_site
+from tests.conftest import REPO_ROOT, tiny_params
 
 
 class Links(HTMLParser):
@@ -161,9 +162,11 @@ def test_the_stage_function_shows_params_models_with_the_reports_provenance(
     tmp_path: Path,
 ) -> None:
     from midilm.common.paths import Layout
-    from midilm.report.site import run_site
+    from midilm.report.site.stage import run_site
 
-    written = run_site({"models": {"rwkv6": {}, "gpt": {}}, "seed": 1}, Layout(tmp_path))
+    params = tiny_params(REPO_ROOT)
+    params["models"] = {"rwkv6": params["models"]["tiny"], "gpt": params["models"]["tiny"]}
+    written = run_site(params, Layout(tmp_path))
     site = tmp_path / "reports" / "site"
     assert {p.relative_to(site).as_posix() for p in written} >= {
         "index.html",

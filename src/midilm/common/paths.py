@@ -78,6 +78,15 @@ class Layout:
     def tables_dir(self) -> Path:
         return self.root / "reports" / "tables"
 
+    @property
+    def site_dir(self) -> Path:
+        return self.root / "reports" / "site"
+
+    @property
+    def ratings_file(self) -> Path:
+        """The committed listening-test ratings (`midilm listen export`), read by T8."""
+        return self.root / "reports" / "listening" / "ratings.csv"
+
 
 def relpath(path: Path, root: Path = Path(".")) -> str:
     """A path as stored in manifests: POSIX, relative to the repository root."""

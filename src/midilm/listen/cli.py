@@ -33,7 +33,7 @@ def plan_command(
 ) -> None:
     """Gather the stimuli, prepare their audio and draw each participant's session."""
     from midilm.listen.plan import create_test
-    from midilm.listen.spec import listen_spec
+    from midilm.specs.listen import listen_spec
 
     plain = to_plain(load_params(params))
     test = create_test(

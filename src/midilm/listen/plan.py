@@ -33,7 +33,6 @@ from midilm.common.logging import get_logger, progress_disabled
 from midilm.common.paths import Layout
 from midilm.listen import audio
 from midilm.listen.protocol import ANCHOR, REAL
-from midilm.listen.spec import ListenSpec
 from midilm.listen.testdir import (
     AUDIO_DIR,
     LINKS_FILE,
@@ -43,6 +42,7 @@ from midilm.listen.testdir import (
     Stimulus,
     opaque_id,
 )
+from midilm.specs.listen import ListenSpec
 
 log = get_logger(__name__)
 

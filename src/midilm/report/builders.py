@@ -17,6 +17,7 @@ import pandas as pd
 
 from midilm.common.io import read_json
 from midilm.common.paths import Layout
+from midilm.report.listening import t8_listening
 from midilm.report.tables import Column, Table
 from midilm.specs import ModelSpec, main_model, model_keys, model_spec
 from midilm.specs.tokenizer import tokenizer_keys
@@ -406,6 +407,9 @@ def complexity_table(params: dict[str, Any], layout: Layout) -> Table:
             "context in time and memory, Mamba and RWKV-6 carry a constant-size state.",
         ],
     )
+
+
+table("T8_listening")(t8_listening)
 
 
 @table("T5_music_metrics")

@@ -36,14 +36,10 @@ from midilm.listen.protocol import (
     SCALE_MIN,
 )
 from midilm.report.tables import Column, Table
+from midilm.specs import model_keys
 
 REQUIRED_COLUMNS = ("participant", "stimulus", "condition", *QUESTION_KEYS)
 SYNTHETIC_MARK = "# synthetic:"
-
-
-def ratings_file(layout: Layout) -> Path:
-    """Where the exported ratings are committed for T8 (and linked from the site)."""
-    return layout.root / "reports" / "listening" / "ratings.csv"
 
 
 @dataclass(frozen=True)
@@ -228,8 +224,8 @@ def listening_table(ratings: Path | None, models: Sequence[str]) -> Table:
 
 
 def t8_listening(params: Mapping[str, Any], layout: Layout) -> Table:
-    """The report builder (TableBuilder signature): models in params order."""
-    return listening_table(ratings_file(layout), list(params.get("models") or {}))
+    """T8 from the committed ratings file: models in params order."""
+    return listening_table(layout.ratings_file, model_keys(params))
 
 
 def _conditions(models: Sequence[str], frame: pd.DataFrame) -> list[str]:

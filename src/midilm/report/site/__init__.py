@@ -1,5 +1,5 @@
 """The static results site (reports/site/): tables, metrics, loss curves, samples, audio."""
 
-from midilm.report.site.build import build_site, run_site, site_dir
+from midilm.report.site.build import build_site
 
-__all__ = ["build_site", "run_site", "site_dir"]
+__all__ = ["build_site"]

@@ -13,22 +13,19 @@ from __future__ import annotations
 import hashlib
 import os
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
-from omegaconf import DictConfig
 from tqdm import tqdm
 
 from midilm.common.io import atomic_dir, write_text_atomic
 from midilm.common.logging import get_logger, progress_disabled
-from midilm.common.params import to_plain
 from midilm.common.paths import Layout
-from midilm.report.listening import ratings_file
-from midilm.report.provenance import Provenance, collect_provenance
+from midilm.report.provenance import Provenance
 from midilm.report.site import figures
 from midilm.report.site.inputs import (
     SAFE_KEY,
@@ -69,10 +66,6 @@ class Player:
     missing: str = ""
 
 
-def site_dir(layout: Layout) -> Path:
-    return layout.root / "reports" / "site"
-
-
 def build_site(
     root: Path,
     out_dir: Path | None = None,
@@ -86,25 +79,13 @@ def build_site(
     Returns the files written (under `out_dir`).
     """
     layout = Layout(Path(root))
-    out_dir = Path(out_dir) if out_dir is not None else site_dir(layout)
+    out_dir = Path(out_dir) if out_dir is not None else layout.site_dir
     keys = _usable_keys(models if models is not None else discover_models(layout))
     with atomic_dir(out_dir) as tmp:
         SiteWriter(layout, out_dir, tmp, provenance).write(keys)
         written = sorted(p.relative_to(tmp) for p in tmp.rglob("*") if p.is_file())
     log.info("site: %d files in %s (%d models)", len(written), out_dir, len(keys))
     return [out_dir / p for p in written]
-
-
-def run_site(params: Mapping[str, Any] | DictConfig, layout: Layout | None = None) -> list[Path]:
-    """The `site` stage: the site of params' models (params order) with the report's provenance."""
-    layout = layout or Layout()
-    plain = to_plain(params) if isinstance(params, DictConfig) else dict(params)
-    return build_site(
-        layout.root,
-        site_dir(layout),
-        models=list(plain.get("models") or {}),
-        provenance=collect_provenance(plain, layout),
-    )
 
 
 class SiteWriter:
@@ -264,7 +245,7 @@ class SiteWriter:
             else "",
         )
         lofi, lofi_problem = read_lofi(self.layout)
-        ratings = ratings_file(self.layout)
+        ratings = self.layout.ratings_file
         self.render(
             page,
             "index.html",
