@@ -32,8 +32,18 @@ if ! "$PY" -c 'import ensurepip, venv' >/dev/null 2>&1; then
   apt_install python3-venv
 fi
 
+# Audio (midilm.audio): the FluidSynth CLI and the default General MIDI soundfont (TimGM6mb,
+# 5.4 MB). Selectable by audio.soundfont: musescore-general-soundfont-small, fluid-soundfont-gm.
+# Without them the venv is still built; rendering then fails naming these packages.
+audio_packages=()
+command -v fluidsynth >/dev/null 2>&1 || audio_packages+=(fluidsynth)
+[ -f /usr/share/sounds/sf2/TimGM6mb.sf2 ] || audio_packages+=(timgm6mb-soundfont)
+if [ ${#audio_packages[@]} -gt 0 ]; then
+  apt_install "${audio_packages[@]}" || echo "midilm: audio rendering needs them" >&2
+fi
+
 stamp=.venv/.midilm-installed
-want=$(cat pyproject.toml constraints.txt | sha256sum | cut -d' ' -f1)
+want=$(cat pyproject.toml constraints.txt scripts/setup.sh | sha256sum | cut -d' ' -f1)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x .venv/bin/python ]; then
   exit 0
 fi
@@ -41,4 +51,7 @@ echo "midilm: setting up .venv (first run downloads the pinned dependencies)" >&
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -c constraints.txt -e '.[dev]'
+# basic-pitch (audio -> MIDI) runs on the ONNX model inside its wheel; its metadata would pull
+# TensorFlow, so it goes in without dependencies (they are pinned in pyproject.toml).
+.venv/bin/python -m pip install -q --no-deps -c constraints.txt basic-pitch
 echo "$want" > "$stamp"
