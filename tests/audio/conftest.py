@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import symusic
 
-from midilm.audio.render import clip_seconds, load_score
+from midilm.audio.render import clip_seconds, load_score, render_midi
 from midilm.audio.soundfont import AudioToolMissing, fluidsynth_binary, resolve_soundfont
 from midilm.audio.spec import AudioSpec, load_audio_spec
 
@@ -40,6 +40,16 @@ def c_major_chord(path: Path, seconds: float = 2.0) -> Path:
 @pytest.fixture(scope="session")
 def chord_midi(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return c_major_chord(tmp_path_factory.mktemp("chord") / "c_major.mid")
+
+
+@pytest.fixture(scope="session")
+def chord_audio(
+    chord_midi: Path, audio_spec: AudioSpec, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """The chord rendered to chord.flac and chord.mp3 (returns the stem)."""
+    stem = tmp_path_factory.mktemp("chord_audio") / "chord"
+    render_midi(chord_midi, stem, audio_spec)
+    return stem
 
 
 @pytest.fixture(scope="session")
