@@ -4,6 +4,7 @@ vinyl source labelled in the metadata, and the synthesized vinyl loop's seam and
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import numpy as np
@@ -12,10 +13,12 @@ import soundfile
 import symusic
 
 from midilm.audio.lofi import PATTERN_LABEL, at_tempo, boom_bap, lofi_mix, piano_layer
+from midilm.audio.mixes import write_lofi_mixes
 from midilm.audio.pcm import loudness_lufs, write_audio
 from midilm.audio.render import MidiRenderError
 from midilm.audio.spec import AudioSpec
 from midilm.audio.vinyl import REVOLUTION_SECONDS, choose_loop, synthesize_vinyl
+from midilm.common.io import write_json_atomic
 
 
 def test_boom_bap_mix_is_deterministic_and_cut_to_length(
@@ -150,3 +153,47 @@ def test_synthesized_vinyl_loops_seamlessly_and_scratches_recur(audio_spec: Audi
     first, second = pops[:turn], pops[turn : 2 * turn]
     assert np.abs(first).max() > 0.01
     assert np.corrcoef(first, second)[0, 1] > 0.9  # the same scratches, once per revolution
+
+
+def test_write_lofi_mixes_skips_bad_samples_and_uses_drum_samples(
+    shared_datasets: Path, piano_piece: Path, groove_drums: Path, audio_spec: AudioSpec, tmp_path
+):
+    """The lofi stage's set: a note-less sample is listed as failed, the next ones are mixed;
+    drums come from a drum model's samples in turn, a corrupt one giving way to the pattern."""
+    root = tmp_path
+    pianos, drums = root / "outputs/samples/piano", root / "outputs/samples/drums"
+    pianos.mkdir(parents=True)
+    drums.mkdir(parents=True)
+    empty = shared_datasets / "miditok_test_midis/tests/MIDIs_one_track/empty.mid"
+    corrupt = shared_datasets / "miditok_test_midis/tests/MIDIs_corrupted/ValueError_Control168.mid"
+    for folder, files in (
+        (pianos, [empty, piano_piece, piano_piece]),
+        (drums, [corrupt, groove_drums]),
+    ):
+        entries = []
+        for index, source in enumerate(files):
+            (folder / f"sample_{index:03d}.mid").write_bytes(source.read_bytes())
+            rel = f"outputs/samples/{folder.name}/sample_{index:03d}.mid"
+            entries.append({"file": Path(rel).name, "path": rel})
+        write_json_atomic(folder / "samples.json", {"model": folder.name, "samples": entries})
+    spec = dataclasses.replace(
+        audio_spec, lofi=dataclasses.replace(audio_spec.lofi, mixes=2, seconds=6.0)
+    )
+    result = write_lofi_mixes(
+        pianos / "samples.json", root / "outputs/lofi/piano", spec, seed=5, root=root,
+        drums_samples_json=drums / "samples.json",
+    )  # fmt: skip
+    assert result == json.loads((root / "outputs/lofi/piano/lofi.json").read_text())
+    assert [f["piano"] for f in result["failed"]] == ["outputs/samples/piano/sample_000.mid"]
+    assert "no notes" in result["failed"][0]["error"]
+    first, second = result["mixes"]
+    assert [first["id"], second["id"]] == ["mix_000", "mix_001"]
+    assert first["piano"]["midi"] == "outputs/samples/piano/sample_001.mid"
+    assert first["drums"]["source"] == "pattern" and "drum sample failed" in first["drums"]["label"]
+    assert second["drums"]["source"] == "midi"
+    assert second["drums"]["midi"] == "outputs/samples/drums/sample_001.mid"
+    assert first["seed"] != second["seed"]
+    for mix in (first, second):
+        flac, mp3 = root / mix["flac"], root / mix["mp3"]
+        assert soundfile.info(str(flac)).duration == pytest.approx(6.0)
+        assert soundfile.info(str(mp3)).duration == pytest.approx(6.0, abs=0.1)

@@ -20,7 +20,12 @@ import symusic
 from tqdm.auto import tqdm
 
 from midilm.audio.pcm import normalize_loudness, seconds_of, write_audio
-from midilm.audio.soundfont import Soundfont, fluidsynth_binary, resolve_soundfont
+from midilm.audio.soundfont import (
+    AudioToolMissing,
+    Soundfont,
+    fluidsynth_binary,
+    resolve_soundfont,
+)
 from midilm.audio.spec import AudioSpec
 from midilm.common.io import atomic_dir, read_json, write_json_atomic
 from midilm.common.logging import get_logger, progress_disabled
@@ -28,7 +33,7 @@ from midilm.common.paths import relpath
 
 log = get_logger(__name__)
 
-MAX_RENDER_SECONDS = 3600.0  # one hour of MIDI; longer is refused (a corrupt end time, not music)
+MAX_RENDER_SECONDS = 1800.0  # as the datasets' max_duration_s; longer is a corrupt end time
 
 
 class MidiRenderError(ValueError):
@@ -61,7 +66,11 @@ def check_renderable(score: symusic.Score, where: str | Path) -> None:
 
 
 def fluidsynth_render(
-    midi_path: str | Path, soundfont: Soundfont, sample_rate: int, gain: float
+    midi_path: str | Path,
+    soundfont: Soundfont,
+    sample_rate: int,
+    gain: float,
+    timeout_s: float = 60.0 + MAX_RENDER_SECONDS,
 ) -> np.ndarray:
     """FluidSynth's render of a MIDI file: float32 stereo, reverb and chorus off."""
     with tempfile.TemporaryDirectory(prefix="midilm-render-") as tmp:
@@ -71,7 +80,12 @@ def fluidsynth_render(
             "-g", f"{gain:g}", "-r", str(sample_rate), "-T", "wav", "-O", "float",
             "-F", str(wav), str(soundfont.path), str(midi_path),
         ]  # fmt: skip
-        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        try:
+            done = subprocess.run(
+                command, capture_output=True, text=True, check=False, timeout=timeout_s
+            )
+        except subprocess.TimeoutExpired:
+            raise MidiRenderError(f"{midi_path}: FluidSynth took over {timeout_s:.0f} s") from None
         if done.returncode != 0 or not wav.is_file():
             detail = (done.stderr or done.stdout).strip().splitlines()
             raise MidiRenderError(
@@ -87,11 +101,14 @@ def fluidsynth_render(
 def render_score(
     score: symusic.Score, soundfont: Soundfont, sample_rate: int, gain: float
 ) -> np.ndarray:
-    """Render a symusic score (written to a temporary MIDI file first)."""
+    """Render a symusic score (written to a temporary MIDI file first); FluidSynth gets a
+    minute plus the piece's length in wall time (it renders ~50x faster than real time)."""
+    check_renderable(score, "score")
+    timeout = 60.0 + float(score.to("second").end())
     with tempfile.TemporaryDirectory(prefix="midilm-score-") as tmp:
         midi = Path(tmp) / "score.mid"
         score.dump_midi(str(midi))
-        return fluidsynth_render(midi, soundfont, sample_rate, gain)
+        return fluidsynth_render(midi, soundfont, sample_rate, gain, timeout)
 
 
 def clip_seconds(score: symusic.Score, seconds: float) -> symusic.Score:
@@ -141,11 +158,7 @@ def render_samples(
     `spec.reference_seconds` of the piece each continued, into `out_dir` (written whole or not
     at all) with an audio.json. A bad MIDI gets an `error` entry; the set goes on."""
     samples_json, out_dir, root = Path(samples_json), Path(out_dir), Path(root)
-    if not samples_json.is_file():
-        raise FileNotFoundError(f"{samples_json}: missing; run the generate stage first")
-    listing = read_json(samples_json)
-    if not isinstance(listing, dict) or not isinstance(listing.get("samples"), list):
-        raise ValueError(f"{samples_json}: expected {{'model': ..., 'samples': [...]}}")
+    listing = read_samples(samples_json)
     soundfont = resolve_soundfont(spec.soundfont)
     items: list[dict[str, Any]] = []
     rendered_references: dict[str, tuple[Path, dict[str, Any]]] = {}
@@ -155,7 +168,7 @@ def render_samples(
             tqdm(samples, desc="render", unit="sample", disable=progress_disabled())
         ):
             sample_id, reference_id = f"sample_{index:03d}", f"reference_{index:03d}"
-            midi = _sample_midi(sample, samples_json, root)
+            midi = sample_midi_path(sample, samples_json, root)
             item: dict[str, Any] = {"id": sample_id}
             item["sample"] = _render_one(
                 midi, None, tmp / sample_id, out_dir / sample_id, soundfont, spec, root
@@ -204,6 +217,16 @@ def render_samples(
     return result
 
 
+def read_samples(samples_json: Path) -> dict[str, Any]:
+    """A generate stage's samples.json, checked for its shape."""
+    if not samples_json.is_file():
+        raise FileNotFoundError(f"{samples_json}: missing; run the generate stage first")
+    listing = read_json(samples_json)
+    if not isinstance(listing, dict) or not isinstance(listing.get("samples"), list):
+        raise ValueError(f"{samples_json}: expected {{'model': ..., 'samples': [...]}}")
+    return listing
+
+
 def _render_one(
     midi: Path | None,
     seconds: float | None,
@@ -223,9 +246,14 @@ def _render_one(
             score = clip_seconds(score, seconds)
         audio = render_score(score, soundfont, spec.sample_rate, spec.gain)
         info = encode(audio, tmp_stem, spec)
+    except AudioToolMissing:
+        raise  # the machine, not this file: stop
     except MidiRenderError as exc:
         log.warning("render: %s", exc)
         return {**entry, "error": str(exc)}
+    except (ValueError, RuntimeError) as exc:  # symusic or libsndfile on a hostile file
+        log.warning("render: %s: %s", midi, exc)
+        return {**entry, "error": f"{midi}: {type(exc).__name__}: {exc}"}
     return {**entry, **_paths(final_stem, root), **info}
 
 
@@ -233,8 +261,9 @@ def _paths(stem: Path, root: Path) -> dict[str, str]:
     return {s[1:]: relpath(stem.with_suffix(s), root) for s in (".flac", ".mp3")}
 
 
-def _sample_midi(sample: dict[str, Any], samples_json: Path, root: Path) -> Path | None:
-    """The sample's MIDI: its `path` (relative to the repo root), else `file` beside the json."""
+def sample_midi_path(sample: dict[str, Any], samples_json: Path, root: Path) -> Path | None:
+    """A samples.json entry's MIDI: its `path` (relative to the repo root), else `file` beside
+    the json."""
     if sample.get("path"):
         path = Path(sample["path"])
         return path if path.is_absolute() else root / path
