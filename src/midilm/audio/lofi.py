@@ -105,11 +105,12 @@ def lofi_mix(
         "drums": loop_to(drums, segment, drum_period),
         "vinyl": loop_to(vinyl, segment),
     }
-    levels = {}
+    levels: dict[str, Any] = {}
     mix = np.zeros((segment, 2), dtype=np.float32)
     for name, layer in layers.items():
-        layer, levels[name] = normalize_loudness(layer, rate, lofi.layer_lufs, math.inf)
+        layer, level = normalize_loudness(layer, rate, lofi.layer_lufs, math.inf)
         mix += apply_gain_db(layer, getattr(gains, name))
+        levels[name] = {"lufs_raw": level["lufs_in"], "gain_db": getattr(gains, name)}
 
     total = round(seconds * rate)
     track = fade_out(loop_to(mix, total, segment), round(lofi.fade_seconds * rate))
@@ -131,7 +132,7 @@ def lofi_mix(
         },
         "drums": {**drums_meta, "loop_seconds": round(drum_period / rate, 3)},
         "vinyl": vinyl_meta,
-        "gains_db": {"piano": gains.piano, "drums": gains.drums, "vinyl": gains.vinyl},
+        "layers": levels,  # each brought to layer_lufs, then its gain
         "layer_lufs": lofi.layer_lufs,
         "fade_seconds": lofi.fade_seconds,
         "loudness": {"measure": LOUDNESS_MEASURE, "target_lufs": lofi.loudness_lufs, **loudness},
