@@ -28,20 +28,25 @@ apt_install() {
 }
 
 command -v git >/dev/null 2>&1 || apt_install git
-# FluidSynth + a General MIDI soundfont render audio; Chromium runs the browser tests of the site
-# and the listening test (driven by Playwright, never downloaded by it). Missing ones are named.
-want_apt=()
-command -v fluidsynth >/dev/null 2>&1 || want_apt+=(fluidsynth)
-[ -f /usr/share/sounds/sf2/TimGM6mb.sf2 ] || want_apt+=(timgm6mb-soundfont)
-command -v chromium >/dev/null 2>&1 || want_apt+=(chromium)
-if [ ${#want_apt[@]} -gt 0 ]; then apt_install "${want_apt[@]}" || true; fi
 PY=$(pick_python)
 if ! "$PY" -c 'import ensurepip, venv' >/dev/null 2>&1; then
   apt_install python3-venv
 fi
 
+# Debian packages the pipeline and its tests run: the FluidSynth CLI and the default General MIDI
+# soundfont (TimGM6mb, 5.4 MB; audio.soundfont selects musescore-general-soundfont-small or
+# fluid-soundfont-gm instead) for rendering, Chromium for the site and listening-test browser
+# tests. Without them the venv is still built; what needs them fails naming the package.
+want_apt=()
+command -v fluidsynth >/dev/null 2>&1 || want_apt+=(fluidsynth)
+[ -f /usr/share/sounds/sf2/TimGM6mb.sf2 ] || want_apt+=(timgm6mb-soundfont)
+command -v chromium >/dev/null 2>&1 || want_apt+=(chromium)
+if [ ${#want_apt[@]} -gt 0 ]; then
+  apt_install "${want_apt[@]}" || echo "midilm: rendering and browser tests need them" >&2
+fi
+
 stamp=.venv/.midilm-installed
-want=$(cat pyproject.toml constraints.txt | sha256sum | cut -d' ' -f1)
+want=$(cat pyproject.toml constraints.txt scripts/setup.sh | sha256sum | cut -d' ' -f1)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x .venv/bin/python ]; then
   exit 0
 fi
@@ -49,4 +54,7 @@ echo "midilm: setting up .venv (first run downloads the pinned dependencies)" >&
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -c constraints.txt -e '.[dev]'
+# basic-pitch (audio -> MIDI) runs on the ONNX model inside its wheel; its metadata would pull
+# TensorFlow, so it goes in without dependencies (they are pinned in pyproject.toml).
+.venv/bin/python -m pip install -q --no-deps -c constraints.txt basic-pitch
 echo "$want" > "$stamp"

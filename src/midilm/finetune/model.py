@@ -10,7 +10,6 @@ freezes the rest.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -26,13 +25,13 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
+from midilm.common.hub import hub_offline, looks_like_path
 from midilm.common.logging import get_logger
 from midilm.specs import FinetuneSpec
 
 log = get_logger(__name__)
 
 TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
-_TRUE = {"1", "on", "yes", "true"}
 
 
 @dataclass(frozen=True)
@@ -60,22 +59,6 @@ class QuantizationUnavailable(RuntimeError):
 
 
 # --- loading -----------------------------------------------------------------------------------
-
-
-def hub_offline() -> bool:
-    """HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE set now (read at call time, unlike the hub's
-    import-time constant), or huggingface_hub's own offline mode."""
-    import huggingface_hub
-
-    flags = (
-        os.environ.get(k, "").strip().lower() for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
-    )
-    return any(f in _TRUE for f in flags) or bool(huggingface_hub.is_offline_mode())
-
-
-def looks_like_path(name: str) -> bool:
-    """A local folder rather than a hub id (`org/name`)."""
-    return Path(name).expanduser().exists() or name.startswith(("/", "./", "../", "~"))
 
 
 def resolve_dtype(loading: BaseLoading, device: torch.device) -> torch.dtype:
