@@ -37,7 +37,7 @@ from midilm.audio.render import (
     render_score,
 )
 from midilm.audio.soundfont import resolve_soundfont
-from midilm.audio.spec import AudioSpec, load_audio_spec
+from midilm.specs.audio import AudioSpec, load_audio_spec
 
 GIANT = "giantmidi_piano_eval/midis_for_evaluation/ground_truth"
 

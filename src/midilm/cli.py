@@ -145,6 +145,44 @@ def generate(
 
 
 @app.command()
+def render(
+    key: ModelKey, params: ParamsOption = Path("params.yaml"), root: RootOption = Path(".")
+) -> None:
+    """Stage `render@KEY`: model KEY's samples and the pieces they continued rendered with
+    FluidSynth (reverb and chorus off) to FLAC and MP3 -> outputs/audio/KEY/ (audio.json)."""
+    from midilm.audio.stage import run_render
+
+    run_render(_plain(params), Layout(root), key)
+
+
+@app.command()
+def lofi(
+    params: ParamsOption = Path("params.yaml"),
+    root: RootOption = Path("."),
+    text: Annotated[
+        str | None, typer.Option(help="Text to music: MusicGen, basic-pitch, then the mix.")
+    ] = None,
+    seconds: Annotated[float | None, typer.Option(help="Length of the --text mix.")] = None,
+    model: Annotated[
+        str | None, typer.Option(help="With --text: a key of `models` that continues the prompt.")
+    ] = None,
+    out: Annotated[Path, typer.Option(help="With --text: the mix file.")] = Path("lofi.mp3"),
+) -> None:
+    """Stage `lofi`: seed 001's lo-fi mixes (piano model's samples, drums, a vinyl layer, fade)
+    -> outputs/lofi/. With --text, seed 001's text-to-lo-fi path instead: `midilm lofi --text
+    "rainy night piano" --seconds 60` (needs MusicGen's weights, audio.musicgen.model)."""
+    if text is None:
+        from midilm.audio.stage import run_lofi
+
+        run_lofi(_plain(params), Layout(root))
+        return
+    from midilm.audio.stage import run_text_to_lofi
+
+    result = run_text_to_lofi(_plain(params), Layout(root), text, seconds, model, out)
+    console.print(f"wrote {out}: {result['mix'].get('seconds')} s")
+
+
+@app.command()
 def evaluate(
     key: ModelKey, params: ParamsOption = Path("params.yaml"), root: RootOption = Path(".")
 ) -> None:

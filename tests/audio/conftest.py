@@ -11,7 +11,7 @@ import symusic
 
 from midilm.audio.render import clip_seconds, load_score, render_midi
 from midilm.audio.soundfont import AudioToolMissing, fluidsynth_binary, resolve_soundfont
-from midilm.audio.spec import AudioSpec, load_audio_spec
+from midilm.specs.audio import AudioSpec, load_audio_spec
 
 
 @pytest.fixture(scope="session")

@@ -25,7 +25,7 @@ from midilm.audio.soundfont import (
     fluidsynth_binary,
     resolve_soundfont,
 )
-from midilm.audio.spec import AudioSpec
+from midilm.specs.audio import AudioSpec
 from midilm.audio.transcribe import transcribe_audio
 from midilm.common.io import write_json_atomic
 
@@ -154,7 +154,7 @@ def test_render_is_byte_identical_in_a_fresh_process(
     code = (
         "import dataclasses, sys\n"
         "from midilm.audio.render import render_samples\n"
-        "from midilm.audio.spec import load_audio_spec\n"
+        "from midilm.specs.audio import load_audio_spec\n"
         "spec = dataclasses.replace(load_audio_spec(), reference_seconds=float(sys.argv[2]))\n"
         "render_samples(sys.argv[1] + '/outputs/samples/tiny/samples.json',\n"
         "               sys.argv[1] + '/outputs/audio/tiny', spec, root=sys.argv[1])\n"

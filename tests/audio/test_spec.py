@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 import yaml
 
-from midilm.audio.spec import DEFAULT_CONF, audio_spec, load_audio_spec
+from midilm.specs.audio import DEFAULT_CONF, audio_spec, load_audio_spec
 from midilm.common.spec import ConfigError
 
 

@@ -10,7 +10,7 @@ import pytest
 import soundfile
 import symusic
 
-from midilm.audio.spec import AudioSpec
+from midilm.specs.audio import AudioSpec
 from midilm.audio.text2audio import (
     Musicgen,
     MusicgenUnavailable,

@@ -13,7 +13,7 @@ import soundfile
 import symusic
 
 from midilm.audio.pcm import AudioReadError, read_audio, write_audio
-from midilm.audio.spec import AudioSpec
+from midilm.specs.audio import AudioSpec
 from midilm.audio.transcribe import transcribe, transcribe_audio
 
 

@@ -31,8 +31,8 @@ from midilm.audio.pcm import (
 )
 from midilm.audio.render import MidiRenderError, check_renderable, load_score, render_score
 from midilm.audio.soundfont import resolve_soundfont
-from midilm.audio.spec import AudioSpec, DrumPatternSpec, load_audio_spec
 from midilm.audio.vinyl import REVOLUTION_SECONDS, choose_loop, synthesize_vinyl
+from midilm.specs.audio import AudioSpec, DrumPatternSpec, load_audio_spec
 
 DEFAULT_QPM = 120.0  # MIDI's tempo when a file sets none
 PATTERN_LABEL = "boom-bap pattern (built in)"

@@ -13,19 +13,15 @@ from midilm.audio.lofi import PATTERN_LABEL, lofi_mix
 from midilm.audio.pcm import write_audio
 from midilm.audio.render import MidiRenderError, load_score, read_samples, sample_midi_path
 from midilm.audio.soundfont import AudioToolMissing
-from midilm.audio.spec import AudioSpec
 from midilm.common.io import atomic_dir, write_json_atomic
 from midilm.common.logging import get_logger
 from midilm.common.paths import relpath
+from midilm.common.seeding import derive_seed
+from midilm.specs.audio import AudioSpec
 
 log = get_logger(__name__)
 
 MIX_ERRORS = (MidiRenderError, ValueError, RuntimeError)  # a hostile file, not the machine
-
-
-def mix_seed(seed: int, index: int) -> int:
-    """The seed of mix `index`: distinct per mix, fixed by params.seed."""
-    return seed * 100_003 + index
 
 
 def write_lofi_mixes(
@@ -62,9 +58,8 @@ def write_lofi_mixes(
             index = len(mixes)
             name, drum = f"mix_{index:03d}", drums[index % len(drums)] if drums else None
             try:
-                meta = _mix(
-                    piano, tmp / f"{name}.flac", spec, mix_seed(seed, index), drum, loops_dir
-                )
+                mix_seed = derive_seed(seed, "lofi mix", index)
+                meta = _mix(piano, tmp / f"{name}.flac", spec, mix_seed, drum, loops_dir)
             except AudioToolMissing:
                 raise
             except MIX_ERRORS as exc:

@@ -26,10 +26,10 @@ from midilm.audio.soundfont import (
     fluidsynth_binary,
     resolve_soundfont,
 )
-from midilm.audio.spec import AudioSpec
 from midilm.common.io import atomic_dir, read_json, write_json_atomic
 from midilm.common.logging import get_logger, progress_disabled
 from midilm.common.paths import relpath
+from midilm.specs.audio import AudioSpec
 
 log = get_logger(__name__)
 

@@ -11,9 +11,9 @@ from typing import Any
 
 from midilm.audio.lofi import lofi_mix
 from midilm.audio.pcm import seconds_of, write_audio
-from midilm.audio.spec import AudioSpec, MusicgenSpec, load_audio_spec
 from midilm.audio.transcribe import transcribe
 from midilm.common.logging import get_logger
+from midilm.specs.audio import AudioSpec, MusicgenSpec, load_audio_spec
 
 log = get_logger(__name__)
 

@@ -16,9 +16,9 @@ from typing import Any
 import soundfile
 
 from midilm.audio.pcm import AudioReadError
-from midilm.audio.spec import TranscribeSpec
 from midilm.common.io import atomic_path
 from midilm.common.logging import get_logger
+from midilm.specs.audio import TranscribeSpec
 
 log = get_logger(__name__)
 

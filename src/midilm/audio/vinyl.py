@@ -15,7 +15,7 @@ import numpy as np
 from scipy import signal
 
 from midilm.audio.pcm import AUDIO_SUFFIXES, read_audio
-from midilm.audio.spec import VinylSpec
+from midilm.specs.audio import VinylSpec
 
 REVOLUTION_SECONDS = 60.0 / (100.0 / 3.0)  # 1.8 s at 33 1/3 rpm
 

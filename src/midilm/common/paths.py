@@ -62,6 +62,14 @@ class Layout:
     def samples_dir(self, model: str) -> Path:
         return self.root / "outputs" / "samples" / model
 
+    def audio_dir(self, model: str) -> Path:
+        """Rendered samples and the pieces they continued (FLAC, MP3, audio.json)."""
+        return self.root / "outputs" / "audio" / model
+
+    @property
+    def lofi_dir(self) -> Path:
+        return self.root / "outputs" / "lofi"
+
     def metrics_dir(self, model: str) -> Path:
         return self.root / "outputs" / "metrics" / model
 

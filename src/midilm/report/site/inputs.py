@@ -21,14 +21,6 @@ SAFE_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 PIPE_SPLIT = re.compile(r"(?<!\\)\|")
 
 
-def audio_dir(layout: Layout, model: str) -> Path:
-    return layout.root / "outputs" / "audio" / model
-
-
-def lofi_file(layout: Layout) -> Path:
-    return layout.root / "outputs" / "lofi" / "lofi.json"
-
-
 @dataclass(frozen=True)
 class ResultsTable:
     """One results table as its Markdown file states it (title, cells, notes, provenance)."""
@@ -168,7 +160,7 @@ def discover_models(layout: Layout) -> list[str]:
     patterns = [
         (layout.root / "models", ("metrics.json", "train_log.csv")),
         (layout.root / "outputs" / "samples", ("samples.json",)),
-        (layout.root / "outputs" / "audio", ("audio.json",)),
+        (layout.audio_dir("x").parent, ("audio.json",)),
         (layout.root / "outputs" / "metrics", ("music_metrics.json",)),
     ]
     for parent, files in patterns:
@@ -197,7 +189,7 @@ def read_model(layout: Layout, key: str) -> ModelView:
 
     per_piece, problem = read_per_piece(layout.metrics_dir(key) / "per_piece.csv", key)
     _note(view, problem)
-    audio, problem = read_audio_index(audio_dir(layout, key) / "audio.json", key)
+    audio, problem = read_audio_index(layout.audio_dir(key) / "audio.json", key)
     view.has_audio = bool(audio)
     _note(view, problem)
     samples, problem = read_json_file(layout.samples_dir(key) / "samples.json", f"generate@{key}")
@@ -308,12 +300,13 @@ def audio_ref(entry: dict[str, Any]) -> AudioRef:
 
 
 def read_lofi(layout: Layout) -> tuple[list[LofiMix], str | None]:
-    data, problem = read_json_file(lofi_file(layout), "lofi")
+    path = layout.lofi_dir / "lofi.json"
+    data, problem = read_json_file(path, "lofi")
     if data is None:
         return [], problem
     mixes = data.get("mixes") if isinstance(data, dict) else None
     if not isinstance(mixes, list):
-        return [], f"{lofi_file(layout).as_posix()} has no `mixes` list; re-run `dvc repro lofi`."
+        return [], f"{path.as_posix()} has no `mixes` list; re-run `dvc repro lofi`."
     out = []
     for index, mix in enumerate(mixes):
         if isinstance(mix, dict):

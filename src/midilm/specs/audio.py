@@ -57,6 +57,9 @@ class VinylSpec:
 class LofiSpec:
     seconds: float
     mixes: int
+    piano_model: str | None  # whose samples are the piano (null: params `main_model`)
+    drum_model: str | None  # a model trained on drums (e.g. dataset=groove); null: the pattern
+    loops_dir: str | None  # a folder of the user's own vinyl/sfx loops; null: synthesized
     tempo_bpm: tuple[float, float]
     tempo_step: float
     piano_program: int | None
