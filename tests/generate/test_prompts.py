@@ -1,5 +1,6 @@
 """Prompts of every kind through the CLI: one piece of N seconds from a MIDI file, text in the
-encoding, seed 001's random notes (a tiny model trained on MIDICompact chorales)."""
+encoding, seed 001's random notes, a WAV file transcribed by basic-pitch (a tiny model trained
+on MIDICompact chorales)."""
 
 from __future__ import annotations
 
@@ -10,13 +11,17 @@ from typing import Any
 
 import numpy as np
 import pytest
+import soundfile
 import symusic
 import yaml
 from typer.testing import CliRunner
 
+from midilm.audio.render import fluidsynth_render
+from midilm.audio.soundfont import resolve_soundfont
 from midilm.cli import app
 from midilm.common.paths import Layout
 from midilm.generate.prompts import random_notes
+from midilm.specs.audio import audio_spec
 from midilm.specs.generate import RandomPromptSpec
 from midilm.tokenize import load_tokenizer
 from midilm.train.stage import run_train
@@ -49,7 +54,7 @@ def _generate(repo: tuple[Layout, Path], out: Path, *options: str) -> dict[str, 
     return json.loads((out / "samples.json").read_text())
 
 
-@pytest.mark.parametrize("kind", ["midi", "text", "random"])
+@pytest.mark.parametrize("kind", ["midi", "text", "random", "audio"])
 def test_one_command_generates_a_piece_of_n_seconds(
     kind: str,
     midicompact_model: tuple[Layout, Path],
@@ -60,6 +65,13 @@ def test_one_command_generates_a_piece_of_n_seconds(
     options = ["--prompt", kind, "--seconds", str(SECONDS), "--num-samples", "1"]
     if kind == "midi":
         options += ["--prompt-path", str(chorale_midis[0])]
+    if kind == "audio":  # a chorale played by FluidSynth, heard back by basic-pitch
+        spec = audio_spec(tiny_params(REPO_ROOT))
+        soundfont = resolve_soundfont(spec.soundfont)
+        audio = fluidsynth_render(chorale_midis[2], soundfont, spec.sample_rate, spec.gain)
+        wav = tmp_path / "prompt.wav"
+        soundfile.write(wav, audio[: spec.sample_rate * 8], spec.sample_rate, subtype="PCM_16")
+        options += ["--prompt-path", str(wav)]
     if kind == "text":
         tokenizer = load_tokenizer(layout.tokens_dir("midicompact"))
         ids = tokenizer.encode(symusic.Score(str(chorale_midis[1])))[:40]
