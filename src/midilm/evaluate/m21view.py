@@ -14,9 +14,13 @@ fast path does the same steps, on arrays:
    lies, and at least one grid step (zero-length notes stay zero, as grace notes);
 4. measures from the time signatures (4/4 when none), notes split at barlines into tied parts.
 
-`music21_view(piece, join_ties=True)` is what `metrics.load_score` yields after `stripTies`;
+`music21_view(piece, join_ties=True)` is what `metrics.load_score` yields (tied parts joined);
 `join_ties=False` keeps the tied parts, as seed 001's own evaluation code reads its files.
 Positions and lengths are integers in twelfths of a quarter note (every quantized value is one).
+A part is a symusic track; music21 makes one part per MIDI track chunk, so a chunk holding
+several channels (format 0) is one part there and several here. Where music21 misreads a file
+(it moves notes that follow a note tied across a barline while others overlap it; it gives
+parts without their own time signature 4/4 measures) this view keeps the file: docs/metrics.md.
 """
 
 from __future__ import annotations

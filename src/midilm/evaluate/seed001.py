@@ -294,14 +294,14 @@ def sonorities(view: Music21View, cuts: np.ndarray | None = None) -> tuple[np.nd
     points = np.unique(np.concatenate([[0], starts, ends, extra]))
     first = np.searchsorted(points, starts)
     last = np.where(ends > starts, np.searchsorted(points, ends), first + 1)
-    active = np.zeros((points.size + 1, 128), dtype=np.int64)
+    active = np.zeros((points.size + 1, 128), dtype=np.int32)
     np.add.at(active, (first, pitches), 1)
     np.add.at(active, (last, pitches), -1)
     sounding = np.cumsum(active, axis=0)[: points.size - 1] > 0  # slices end at the next point
     occupied = sounding.any(axis=1)
     sounding = sounding[occupied]
     bass = sounding.argmax(axis=1) % 12
-    by_class = sounding.reshape(-1, 128)[:, :120].reshape(-1, 10, 12).any(axis=1)
+    by_class = sounding[:, :120].reshape(-1, 10, 12).any(axis=1)
     by_class |= np.pad(sounding[:, 120:], ((0, 0), (0, 4)))
     mask = by_class @ (1 << np.arange(12))
     return bass, mask
