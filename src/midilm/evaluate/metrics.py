@@ -9,9 +9,10 @@ import math
 from pathlib import Path
 
 import numpy as np
-from music21 import analysis, chord, converter, meter, note, stream
+from music21 import analysis, chord, converter, key, meter, note, stream
 
 DEFAULT_BAR_QL = 4.0  # 4/4 when a file has no time signature
+POSITIONS_PER_QUARTER = 10080  # a multiple of every quantization divisor music21 uses
 CONSONANT_SEMITONES = frozenset({3, 4, 7, 8, 9})  # above the bass, as music21's Interval
 TRIADS = ({0, 4, 7}, {0, 3, 7})  # major, minor; pitch classes above the root
 
@@ -20,12 +21,12 @@ NoteEvents = list[tuple[float, int]]  # (onset in quarter notes, MIDI pitch), so
 
 
 def load_score(path: str | Path, max_quarter_length: float | None = None) -> stream.Score:
-    """Parse a MIDI file (music21 quantizes to 16ths and triplets), join tied notes, and keep
-    the first `max_quarter_length` quarter notes as flat parts (plus the first time signature)."""
+    """Parse a MIDI file (music21 quantizes to 16ths and triplets), keep the first
+    `max_quarter_length` quarter notes as flat parts (plus the first time signature), and join
+    the notes music21 split at barlines."""
     score = converter.parse(str(path), format="midi")
     if not isinstance(score, stream.Score):
         raise ValueError(f"{path}: music21 returned a {type(score).__name__}, not a Score")
-    score.stripTies(inPlace=True)
     return truncate(score, max_quarter_length)
 
 
@@ -41,7 +42,7 @@ def truncate(score: stream.Score, max_quarter_length: float | None) -> stream.Sc
         new = stream.Part()
         if i == 0 and first_ts is not None:
             new.insert(0, meter.TimeSignature(first_ts.ratioString))
-        for element in flat.notes:
+        for element in join_tied_notes(flat):
             offset = float(element.getOffsetBySite(flat))
             if offset >= limit:
                 continue
@@ -50,6 +51,34 @@ def truncate(score: stream.Score, max_quarter_length: float | None) -> stream.Sc
             new.insert(offset, element)
         out.insert(0, new)
     return out
+
+
+def join_tied_notes(flat: stream.Stream) -> list[note.NotRest]:
+    """The notes and chords of a flat part with every tied chain joined into its first element
+    (lengthened). music21's `stripTies` walks the notes in order and leaves a chain split when
+    other notes of the part sound in between (double stops, voices), so chains are matched here
+    by pitches and position: a tied part continues the chain that ends where it starts."""
+    open_chains: dict[tuple[int, tuple[int, ...]], note.NotRest] = {}
+    kept: list[note.NotRest] = []
+    for element in flat.notes:
+        start = _position(element.getOffsetBySite(flat))
+        pitches = tuple(sorted(int(p.midi) for p in getattr(element, "pitches", ())))
+        tie = getattr(element.tie, "type", None)
+        head = open_chains.pop((start, pitches), None) if tie in ("continue", "stop") else None
+        if head is None:
+            head = element
+            kept.append(element)
+        else:
+            head.quarterLength = head.quarterLength + element.quarterLength
+        if tie in ("start", "continue"):
+            open_chains[(start + _position(element.quarterLength), pitches)] = head
+        head.tie = None
+    return kept
+
+
+def _position(quarters: float) -> int:
+    """An offset or length as an exact integer (music21 keeps triplets as Fractions)."""
+    return round(float(quarters) * POSITIONS_PER_QUARTER)
 
 
 def rhythm_consistency(score: stream.Stream) -> float:
@@ -160,3 +189,22 @@ def harmonic_coherence(score: stream.Stream, spelled: bool = False) -> tuple[flo
     test = chord.Chord.isConsonant if spelled else is_consonant
     consonant = sum(bool(test(c)) for c in chords)
     return consonant / len(chords), (len(chords) - consonant) / len(chords)
+
+
+def author_metrics(path: str | Path) -> tuple[dict[str, float], Melody]:
+    """Seed 001's metrics as its author's released code computes them (lo-fAi, eval.ipynb), on
+    the whole file: population sd of single-note durations, ties not joined, chords left out;
+    consonance by `isConsonant()` on music21's MIDI spelling; the number of Key objects in the
+    parse; and the melody as every single note in flattened order. nan where that code would
+    divide by zero."""
+    score = converter.parse(str(path), format="midi")
+    flat_notes = [n for n in score.flatten().notes if isinstance(n, note.Note)]
+    durations = np.array([float(n.quarterLength) for n in flat_notes], dtype=float)
+    consonance, dissonance = harmonic_coherence(score, spelled=True)
+    values = {
+        "rhythm_consistency": float(durations.std()) if durations.size else math.nan,
+        "consonance": consonance,
+        "dissonance": dissonance,
+        "key_changes": float(len(score.flatten().getElementsByClass(key.Key))),
+    }
+    return values, [int(n.pitch.midi) for n in flat_notes]
