@@ -34,11 +34,10 @@ from common import environment, write_result
 
 from midilm.common.paths import Layout
 from midilm.evaluate import metrics, seed001
-from midilm.evaluate.analysis import MetricsSpec, analyze_piece
-from midilm.evaluate.distribution import DistributionSpec
-from midilm.evaluate.features import FeatureSpec
+from midilm.evaluate.analysis import analyze_piece
 from midilm.evaluate.m21view import UNITS, music21_view
 from midilm.evaluate.notes import piece_from_bytes
+from midilm.specs.evaluate import DistributionSpec, FeatureSpec, MetricsSpec
 
 MAX_QUARTER_LENGTH = 256.0
 WINDOW_MEASURES = 4

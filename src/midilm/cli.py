@@ -183,11 +183,20 @@ def lofi(
 
 
 @app.command()
+def reference(params: ParamsOption = Path("params.yaml"), root: RootOption = Path(".")) -> None:
+    """Stage `reference`: the test split analysed once (per-piece and seed 001's metrics) and
+    real music against it (train vs test pieces) -> outputs/reference/."""
+    from midilm.evaluate.stage import run_reference
+
+    run_reference(_plain(params), Layout(root))
+
+
+@app.command()
 def evaluate(
     key: ModelKey, params: ParamsOption = Path("params.yaml"), root: RootOption = Path(".")
 ) -> None:
-    """Stage `evaluate@KEY`: seed 001's music metrics of model KEY's samples and the test split
-    -> outputs/metrics/KEY/{music_metrics.json, per_piece.csv}."""
+    """Stage `evaluate@KEY`: model KEY's samples scored (per-piece metrics, seed 001's metrics in
+    both variants, their distribution against the test split's) -> outputs/metrics/KEY/."""
     from midilm.evaluate.stage import run_evaluate
 
     run_evaluate(_plain(params), Layout(root), key)

@@ -16,9 +16,9 @@ from midilm.audio.lofi import PATTERN_LABEL, at_tempo, boom_bap, lofi_mix, piano
 from midilm.audio.mixes import write_lofi_mixes
 from midilm.audio.pcm import loudness_lufs, write_audio
 from midilm.audio.render import MidiRenderError
-from midilm.specs.audio import AudioSpec
 from midilm.audio.vinyl import REVOLUTION_SECONDS, choose_loop, synthesize_vinyl
 from midilm.common.io import write_json_atomic
+from midilm.specs.audio import AudioSpec
 
 
 def test_boom_bap_mix_is_deterministic_and_cut_to_length(

@@ -25,9 +25,9 @@ from midilm.audio.soundfont import (
     fluidsynth_binary,
     resolve_soundfont,
 )
-from midilm.specs.audio import AudioSpec
 from midilm.audio.transcribe import transcribe_audio
 from midilm.common.io import write_json_atomic
+from midilm.specs.audio import AudioSpec
 
 GIANT = "giantmidi_piano_eval/midis_for_evaluation/giantmidi-piano/"
 GIANT += "Bach_Prelude_and_Fugue_in_A-flat_major_BWV862_gCL5Zvnt0TU_a.mid"

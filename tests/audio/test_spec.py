@@ -7,8 +7,8 @@ import dataclasses
 import pytest
 import yaml
 
-from midilm.specs.audio import DEFAULT_CONF, audio_spec, load_audio_spec
 from midilm.common.spec import ConfigError
+from midilm.specs.audio import DEFAULT_CONF, audio_spec, load_audio_spec
 
 
 def test_conf_group_reads_into_the_spec():

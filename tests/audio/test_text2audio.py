@@ -10,7 +10,6 @@ import pytest
 import soundfile
 import symusic
 
-from midilm.specs.audio import AudioSpec
 from midilm.audio.text2audio import (
     Musicgen,
     MusicgenUnavailable,
@@ -18,6 +17,7 @@ from midilm.audio.text2audio import (
     text_to_audio,
     text_to_lofi,
 )
+from midilm.specs.audio import AudioSpec
 
 
 def save_tiny_musicgen(folder: Path) -> Path:

@@ -13,8 +13,8 @@ import soundfile
 import symusic
 
 from midilm.audio.pcm import AudioReadError, read_audio, write_audio
-from midilm.specs.audio import AudioSpec
 from midilm.audio.transcribe import transcribe, transcribe_audio
+from midilm.specs.audio import AudioSpec
 
 
 def test_transcribe_writes_the_notes_it_hears(chord_audio: Path, audio_spec: AudioSpec, tmp_path):

@@ -14,8 +14,9 @@ import yaml
 
 from midilm.common.spec import ConfigError
 from midilm.evaluate import tables
-from midilm.evaluate.analysis import MetricsSpec, PieceItem, analyze_files
+from midilm.evaluate.analysis import PieceItem, analyze_files
 from midilm.evaluate.features import FEATURES
+from midilm.specs.evaluate import MetricsSpec
 
 METRICS_YAML = """
 workers: 2

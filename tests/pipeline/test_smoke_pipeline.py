@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 import os
 import shutil
@@ -25,7 +26,9 @@ TABLES = (
     "T3_augmentation",
     "T4_models",
     "T5_music_metrics",
+    "T5b_distribution",
     "T7_complexity",
+    "T8_listening",
 )
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "midilm-test",
@@ -111,7 +114,20 @@ def test_smoke_dag_writes_every_table_with_real_numbers(smoke_repo: Path) -> Non
     assert [row["model"] for row in model] == models
     for row in model:
         assert int(row["parameters"]) > 10_000 and float(row["val loss"]) > 0, row
-    assert len(read_table(smoke_repo, "T5_music_metrics")) == len(models) + 2
+    assert len(read_table(smoke_repo, "T5_music_metrics")) == 2 * len(models) + 3  # 2 variants
+    t5b = read_table(smoke_repo, "T5b_distribution")
+    assert {row["pieces of"] for row in t5b} >= set(models) | {"data (train vs test)"}
+    for model in models:  # every sample rendered, beside the piece it continued
+        audio = json.loads((smoke_repo / "outputs" / "audio" / model / "audio.json").read_text())
+        assert audio["items"] and all(
+            (smoke_repo / i["sample"]["mp3"]).is_file()
+            for i in audio["items"]
+            if "mp3" in i["sample"]
+        )
+    lofi = json.loads((smoke_repo / "outputs" / "lofi" / "lofi.json").read_text())
+    assert lofi["mixes"] and (smoke_repo / lofi["mixes"][0]["mp3"]).is_file()
+    site = smoke_repo / "reports" / "site"
+    assert (site / "index.html").is_file() and (site / "models" / "gpt.html").is_file()
     assert {row["model"] for row in read_table(smoke_repo, "T7_complexity")} == set(
         yaml.safe_load((smoke_repo / "params.yaml").read_text())["complexity"]["families"]
     )

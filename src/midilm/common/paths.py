@@ -70,6 +70,11 @@ class Layout:
     def lofi_dir(self) -> Path:
         return self.root / "outputs" / "lofi"
 
+    @property
+    def reference_metrics_dir(self) -> Path:
+        """The test split's metrics, computed once (the evaluate stages compare against it)."""
+        return self.root / "outputs" / "reference"
+
     def metrics_dir(self, model: str) -> Path:
         return self.root / "outputs" / "metrics" / model
 

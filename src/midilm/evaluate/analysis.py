@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,32 +17,16 @@ import pandas as pd
 from tqdm import tqdm
 
 from midilm.common.logging import progress_disabled
-from midilm.common.spec import from_mapping
 from midilm.evaluate import seed001
-from midilm.evaluate.distribution import DistributionSpec
-from midilm.evaluate.features import FEATURES, PITCH_CLASS_HISTOGRAM, FeatureSpec, piece_features
+from midilm.evaluate.features import FEATURES, PITCH_CLASS_HISTOGRAM, piece_features
 from midilm.evaluate.m21view import music21_view
 from midilm.evaluate.notes import PieceNotes, piece_from_bytes, without_first_notes
+from midilm.specs.evaluate import MetricsSpec
 
 SEED001_COLUMNS = tuple(f"{v}_{m}" for v in seed001.VARIANTS for m in seed001.METRICS)
 SCALAR_COLUMNS = (*FEATURES, *PITCH_CLASS_HISTOGRAM, *SEED001_COLUMNS)
 LIST_COLUMNS = ("events_onset", "events_pitch", "thesis_melody", "thesis_continuation")
 CONF_FILE = "conf/evaluate/default.yaml"
-
-
-@dataclass(frozen=True)
-class MetricsSpec:
-    """The `evaluate.metrics` group: everything the piece and set metrics need."""
-
-    features: FeatureSpec
-    seed001: seed001.Seed001Spec
-    distribution: DistributionSpec
-    workers: int  # processes analysing files (results do not depend on it)
-
-    @classmethod
-    def from_params(cls, cfg: Mapping[str, Any]) -> MetricsSpec:
-        """From the `evaluate.metrics` mapping of params.yaml."""
-        return from_mapping(cls, cfg, f"{CONF_FILE} (metrics)")
 
 
 @dataclass(frozen=True)

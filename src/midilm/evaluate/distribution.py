@@ -28,27 +28,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from midilm.specs.evaluate import DistributionSpec
+
 KL_FLOOR = 1e-12  # probability floor of q in KL(p || q), so disjoint sets give a finite KL
-
-
-@dataclass(frozen=True)
-class DistributionSpec:
-    """Parameters of the set-level comparison (conf/evaluate/default.yaml, `distribution`)."""
-
-    features: tuple[str, ...]  # compared one by one (a name may be a vector: name_0, name_1...)
-    headline_features: tuple[str, ...]  # mean OA over these is the headline number
-    fd_features: tuple[str, ...]  # columns of the FD-features vector
-    grid_points: int  # KDE evaluation grid
-    max_pairs: int  # distances per distribution; more pairs are sampled (seeded)
-    seed: int
-    min_pieces: int  # fewer defined values on a side: OA and KL are nan
-
-    def __post_init__(self) -> None:
-        if self.grid_points < 16 or self.max_pairs < 10 or self.min_pieces < 2:
-            raise ValueError(f"grid_points >= 16, max_pairs >= 10, min_pieces >= 2: {self}")
-        missing = sorted(set(self.headline_features) - set(self.features))
-        if missing:
-            raise ValueError(f"headline_features {missing} are not in features {self.features}")
 
 
 @dataclass(frozen=True)

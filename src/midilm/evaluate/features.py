@@ -11,11 +11,11 @@ differences from MusPy with a minimal example, and the nan cases.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 
 from midilm.evaluate.notes import PieceNotes, bar_quarters
+from midilm.specs.evaluate import FeatureSpec
 
 FEATURES = (
     "pitch_range",
@@ -41,22 +41,6 @@ PITCH_CLASS_HISTOGRAM = tuple(f"pitch_class_histogram_{pc}" for pc in range(12))
 MAJOR_SCALE = np.array([1, 0, 1, 0, 1, 1, 0, 1, 0, 1, 0, 1], dtype=bool)
 MINOR_SCALE = np.array([1, 0, 1, 1, 0, 1, 0, 1, 1, 0, 1, 0], dtype=bool)
 POLYPHONY_THRESHOLD = 2  # MusPy's polyphony_rate: steps with more than 2 pitches on
-
-
-@dataclass(frozen=True)
-class FeatureSpec:
-    """Parameters of the per-piece metrics (conf/evaluate/default.yaml, `features`)."""
-
-    groove_positions_per_beat: int  # onset grid of groove consistency, per quarter note
-    bar_quarters_range: tuple[float, float]  # a time signature's bar is used within this range
-    fallback_bar_quarters: float  # bar length otherwise (a pop corpus declaring 1/4 gets 4/4)
-
-    def __post_init__(self) -> None:
-        low, high = self.bar_quarters_range
-        if self.groove_positions_per_beat < 1:
-            raise ValueError(f"groove_positions_per_beat must be >= 1: {self}")
-        if not 0 < low <= high or self.fallback_bar_quarters <= 0:
-            raise ValueError(f"bar_quarters_range must be 0 < low <= high: {self}")
 
 
 def piece_features(piece: PieceNotes, spec: FeatureSpec) -> dict[str, float]:

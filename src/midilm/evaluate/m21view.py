@@ -30,9 +30,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from midilm.evaluate.notes import PieceNotes
+from midilm.specs.evaluate import MUSIC21_UNITS
 
 DIVISORS = (4, 3)  # music21's default quarterLengthDivisors
-UNITS = 12  # positions per quarter note after quantization (lcm of the divisors)
+UNITS = MUSIC21_UNITS  # positions per quarter note after quantization (lcm of the divisors)
 DEFAULT_BAR_UNITS = 4 * UNITS  # 4/4 without a time signature
 
 

@@ -28,6 +28,7 @@ import symusic
 
 from midilm.evaluate.m21view import UNITS, Music21View, music21_view, music21_views
 from midilm.evaluate.notes import PieceNotes, piece_from_bytes
+from midilm.specs.evaluate import Seed001Spec
 
 VARIANTS = ("midilm", "thesis")
 METRICS = ("rhythm_consistency", "consonance", "dissonance", "key_changes")
@@ -39,29 +40,6 @@ CONSONANT_ABOVE_BASS = frozenset({3, 4, 7, 8, 9})  # m3, M3, P5, m6, M6 in semit
 # music21's MIDI import spells pitch classes C C# D E- E F F# G G# A B- B: their letter steps
 MIDI_SPELLING_STEPS = (0, 0, 1, 2, 2, 3, 3, 4, 4, 5, 6, 6)
 SPELLED_CONSONANT = frozenset({(3, 3), (3, 4), (5, 7), (6, 8), (6, 9)})  # (generic, semitones)
-
-
-@dataclass(frozen=True)
-class Seed001Spec:
-    """Parameters of seed 001's metrics (conf/evaluate/default.yaml, `seed001`)."""
-
-    max_quarter_length: float | None  # score the first N quarter notes (null: whole pieces)
-    key_window_beats: float  # midilm key changes: window length in quarter notes
-
-    def __post_init__(self) -> None:
-        if self.key_window_beats <= 0:
-            raise ValueError(f"key_window_beats must be > 0, got {self.key_window_beats}")
-        if self.max_quarter_length is not None:
-            units = self.max_quarter_length * UNITS
-            if self.max_quarter_length <= 0 or abs(units - round(units)) > 1e-9:
-                raise ValueError(
-                    "max_quarter_length must be a positive multiple of 1/12 quarter note "
-                    f"(music21's grid), got {self.max_quarter_length}"
-                )
-
-    @property
-    def max_units(self) -> int | None:
-        return None if self.max_quarter_length is None else round(self.max_quarter_length * UNITS)
 
 
 @dataclass(frozen=True)
