@@ -206,7 +206,7 @@ def evaluate(
 def complexity(params: ParamsOption = Path("params.yaml"), root: RootOption = Path(".")) -> None:
     """Stage `complexity`: decoding time per token and cache memory against context length
     (T7) -> outputs/complexity/complexity.json."""
-    from midilm.evaluate.complexity import run_complexity
+    from midilm.models.stage import run_complexity
 
     run_complexity(_plain(params), Layout(root))
 
