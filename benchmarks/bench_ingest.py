@@ -27,15 +27,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import environment, write_result
 
 from midilm.common.paths import Layout
-from midilm.datasets.pool import TimeoutPool
 from midilm.datasets.inputs import walk
+from midilm.datasets.pool import TimeoutPool
 from midilm.datasets.sources import MIDI_SUFFIXES, PieceTask, ReadRules, files_tasks
 from midilm.datasets.spec import FilterSpec, SourceSpec
 from midilm.datasets.stage import _failure_result, write_raw
 from midilm.datasets.worker import process_piece
 
 FILTERS = FilterSpec(min_notes=1, max_notes=500_000, min_duration_s=0.0, max_duration_s=7200,
-                     max_tracks=64, max_file_bytes=16 * 2**20, min_qpm=1, max_qpm=10_000)  # fmt: skip
+                     max_tracks=64, max_file_bytes=2**24, min_qpm=1, max_qpm=10_000)  # fmt: skip
 
 
 def midi_tasks(root: Path, limit: int) -> list[PieceTask]:
