@@ -159,6 +159,9 @@ def midi_cases(c: Corpus) -> None:
     q("timesig_len0.mid", mb.song(mb.meta(0x58, b"")), "malformed")
     q("keysig_len0.mid", mb.song(mb.meta(0x59, b"")), "malformed")
     q("keysig_len1.mid", mb.song(mb.meta(0x59, b"\x02")), "malformed")
+    for name, event in [("tempo_len4.mid", mb.meta(0x51, b"\x07\xa1\x20\x00")),
+                        ("timesig_len5.mid", mb.meta(0x58, b"\x03\x02\x18\x08\x00"))]:
+        c.add("midi", f"midi/{name}", mb.song(event), "kept")  # longer: read right
     q("timesig_0_4.mid", mb.song(mb.meta(0x58, b"\x00\x02\x18\x08")), "bad_time_signature")
     q("timesig_3_2pow40.mid", mb.song(mb.meta(0x58, b"\x03\x28\x18\x08")),
       "bad_time_signature")  # fmt: skip

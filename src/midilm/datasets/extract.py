@@ -16,7 +16,6 @@ import errno
 import gzip
 import json
 import lzma
-import re
 import stat
 import tarfile
 import zipfile
@@ -180,15 +179,21 @@ class _Budget:
 def safe_member_path(archive: Path, name: str) -> PurePosixPath:
     """The member's relative path (`.` for the archive's root), or UnsafeArchiveError for
     absolute paths and `..`."""
+    return PurePosixPath(member_rel(archive, name))
+
+
+def member_rel(archive: Path, name: str) -> str:
+    """The member's relative path as `a/b` text (`.` for the archive's root); the check of
+    `safe_member_path` without building a path object (a header pass checks 200,000)."""
     unified = name.replace("\\", "/")
     if not unified or "\x00" in unified:
         raise UnsafeArchiveError(f"{archive}: member {name!r} has an empty or invalid name")
-    if unified.startswith("/") or re.match(r"^[A-Za-z]:", unified):
+    if unified[0] == "/" or (unified[1:2] == ":" and unified[0].isalpha()):
         raise UnsafeArchiveError(f"{archive}: member {name!r} has an absolute path; refusing")
     parts = [part for part in unified.split("/") if part not in ("", ".")]
     if ".." in parts:
         raise UnsafeArchiveError(f"{archive}: member {name!r} contains '..'; refusing")
-    return PurePosixPath(*parts) if parts else PurePosixPath(".")
+    return "/".join(parts) or "."
 
 
 def _target(root: Path, rel: PurePosixPath, archive: Path, name: str) -> Path:
@@ -200,8 +205,8 @@ def _target(root: Path, rel: PurePosixPath, archive: Path, name: str) -> Path:
 
 
 def _copy(src: IO[bytes], target: Path, budget: _Budget, name: str, limit: int) -> None:
-    """Copy at most `limit` bytes (the member's declared size): a member holding more than it
-    declares is refused."""
+    """Copy the member's `limit` declared bytes: a member holding more or fewer is refused (a
+    lying header, or a damaged archive)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     written = 0
     with open(target, "wb") as out:
@@ -214,6 +219,11 @@ def _copy(src: IO[bytes], target: Path, budget: _Budget, name: str, limit: int) 
                 )
             budget.add_bytes(name, len(chunk))
             out.write(chunk)
+    if written < limit:
+        raise UnsafeArchiveError(
+            f"{budget.archive}: member {name!r} holds {written} of the {limit} bytes it "
+            f"declares; {DAMAGED}"
+        )
 
 
 # ---------------------------------------------------------------- zip
@@ -267,16 +277,18 @@ class _Names:
     would overwrite or collide with it) is refused."""
 
     def __init__(self, archive: Path) -> None:
-        self.archive, self.files, self.dirs = archive, set(), set()
+        self.archive = archive
+        self.files: set[str] = set()
+        self.dirs: set[str] = set()
 
     def add(self, name: str, is_dir: bool) -> None:
-        rel = safe_member_path(self.archive, name)
+        rel = member_rel(self.archive, name)
         if is_dir:
             if rel in self.files:
                 raise UnsafeArchiveError(f"{self.archive}: {name!r} is a file and a folder")
             self.dirs.add(rel)
             return
-        if rel == PurePosixPath("."):
+        if rel == ".":
             raise UnsafeArchiveError(
                 f"{self.archive}: member {name!r} is a file with no name (the archive root)"
             )
@@ -298,6 +310,7 @@ def _extract_tar(archive: Path, root: Path, budget: _Budget) -> None:
             headers.add_file(member.name)
             _check_tar_member(archive, member)
             names.add(member.name, is_dir=member.isdir())
+            tf.members.clear()  # the stream needs no list of what it passed (200,000 headers)
             if member.isreg():
                 headers.bytes += member.size
                 headers.check_declared(member.name, headers.bytes)
@@ -307,6 +320,7 @@ def _extract_tar(archive: Path, root: Path, budget: _Budget) -> None:
         for member in tf:
             budget.add_file(member.name)
             _check_tar_member(archive, member)
+            tf.members.clear()
             target = _target(root, safe_member_path(archive, member.name), archive, member.name)
             if member.isdir():
                 target.mkdir(parents=True, exist_ok=True)
@@ -321,8 +335,7 @@ def _extract_tar(archive: Path, root: Path, budget: _Budget) -> None:
 
 
 def _check_tar_member(archive: Path, member: tarfile.TarInfo) -> None:
-    """Refuse a link, device, FIFO or other non-regular member and an unsafe path."""
-    safe_member_path(archive, member.name)
+    """Refuse a link, device, FIFO or other non-regular member (the path: `_Names.add`)."""
     if member.issym() or member.islnk():
         kind = "symlink" if member.issym() else "hardlink"
         raise UnsafeArchiveError(

@@ -2,9 +2,10 @@
 impossible values and apply the dataset bounds, saying why a file fails.
 
 symusic 0.6 reads a tempo, time or key signature meta event as 3, 4 or 2 bytes whatever length
-the event declares, so a zero-length one takes its value from the bytes after it, past the end
-of the file for the last event (docs/datasets.md, "Parser bugs"). `midi_structure_problem`
-finds such events in the bytes before symusic sees them.
+the event declares, so a shorter one (zero-length, say) takes its value from the bytes after
+it, past the end of the file for the last event (docs/datasets.md, "Parser bugs"); a longer one
+is read right (its first bytes, like mido). `midi_structure_problem` finds the short ones in
+the bytes before symusic sees them.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from midilm.datasets.spec import FilterSpec
 REASONS = (
     "parse_error",
     "export_error",
-    "malformed",  # bytes the parser would misread: division 0, meta events of the wrong length
+    "malformed",  # bytes the parser would misread: division 0, meta events too short
     "bad_tempo",  # a tempo outside [min_qpm, max_qpm] (0 or 1 microsecond per quarter, ...)
     "bad_time_signature",  # a zero numerator or denominator
     "bad_key_signature",  # sharps/flats outside -7..7 or a mode other than major/minor
@@ -41,7 +42,7 @@ REASONS = (
     "timeout",
     "excluded",  # left out by a dataset option (e.g. DadaGP's artist list), not a bad file
 )
-# Meta events symusic decodes, with the only length the standard allows.
+# Meta events symusic decodes, with the length the standard gives them (shorter ones are misread).
 META_LENGTHS = {0x51: ("set_tempo", 3), 0x58: ("time_signature", 4), 0x59: ("key_signature", 2)}
 _DATA_BYTES = {0x8: 2, 0x9: 2, 0xA: 2, 0xB: 2, 0xC: 1, 0xD: 1, 0xE: 2}
 
@@ -75,10 +76,10 @@ def load_midi(data: bytes) -> ScoreTick:
 
 def midi_structure_problem(data: bytes) -> str | None:
     """What symusic would misread in these bytes (division 0, a tempo, time or key signature
-    meta event of the wrong length), or None. Other damage is left to the parser to report.
+    meta event shorter than the standard length), or None. Other damage is left to the parser.
 
-    Every event is walked only when a byte pair FF 51/58/59 is followed by a wrong length byte
-    somewhere in the file, so well-formed files cost one scan per meta type.
+    Every event is walked only when a byte pair FF 51/58/59 is followed by a too-small length
+    byte somewhere in the file, so well-formed files cost one scan per meta type.
     """
     if len(data) < 14 or data[:4] != b"MThd":
         return None
@@ -104,15 +105,15 @@ def _suspicious(data: bytes, meta: int, length: int) -> bool:
     marker = bytes((0xFF, meta))
     at = data.find(marker)
     while at != -1:
-        if at + 2 >= len(data) or data[at + 2] != length:
+        if at + 2 >= len(data) or data[at + 2] < length:
             return True
         at = data.find(marker, at + 1)
     return False
 
 
 def _track_problem(data: bytes, pos: int, end: int) -> str | None:
-    """The first meta event of the wrong length in one track chunk; None when there is none or
-    the events cannot be followed (the parser then reports the damage)."""
+    """The first meta event shorter than its standard length in one track chunk; None when
+    there is none or the events cannot be followed (the parser then reports the damage)."""
     running = 0
     while pos < end:
         _, pos = _vlq(data, pos, end)  # delta time
@@ -124,9 +125,9 @@ def _track_problem(data: bytes, pos: int, end: int) -> str | None:
                 return None
             meta = data[pos + 1]
             length, body = _vlq(data, pos + 2, end)
-            if meta in META_LENGTHS and length != META_LENGTHS[meta][1]:
+            if meta in META_LENGTHS and length < META_LENGTHS[meta][1]:
                 name, wanted = META_LENGTHS[meta]
-                return f"{name} meta event of length {length} at byte {pos} (must be {wanted})"
+                return f"{name} meta event of length {length} at byte {pos} (needs {wanted})"
             if body + length > end:
                 return f"meta event 0x{meta:02X} at byte {pos}: {length} bytes run past the track"
             pos = body + length  # running status survives meta and sysex events, as in symusic
