@@ -115,8 +115,16 @@ def good_files(c: Corpus) -> None:
 def jams_file(tempo: object = 90.0, notes: list[dict[str, object]] | None = None,
               namespace: str = "note_midi") -> bytes:  # fmt: skip
     """A JAMS file as GuitarSet writes one: a tempo annotation and one note_midi string."""
-    meta = {"curator": {"name": "", "email": ""}, "annotator": {}, "version": "", "corpus": "",
-            "annotation_tools": "", "annotation_rules": "", "validation": "", "data_source": "0"}
+    meta = {
+        "curator": {"name": "", "email": ""},
+        "annotator": {},
+        "version": "",
+        "corpus": "",
+        "annotation_tools": "",
+        "annotation_rules": "",
+        "validation": "",
+        "data_source": "0",
+    }
     data = notes or [{"time": 0.5 * i, "duration": 0.5, "value": 60.0 + i, "confidence": None}
                      for i in range(8)]  # fmt: skip
     doc = {
@@ -159,8 +167,10 @@ def midi_cases(c: Corpus) -> None:
     q("timesig_len0.mid", mb.song(mb.meta(0x58, b"")), "malformed")
     q("keysig_len0.mid", mb.song(mb.meta(0x59, b"")), "malformed")
     q("keysig_len1.mid", mb.song(mb.meta(0x59, b"\x02")), "malformed")
-    for name, event in [("tempo_len4.mid", mb.meta(0x51, b"\x07\xa1\x20\x00")),
-                        ("timesig_len5.mid", mb.meta(0x58, b"\x03\x02\x18\x08\x00"))]:
+    for name, event in [
+        ("tempo_len4.mid", mb.meta(0x51, b"\x07\xa1\x20\x00")),
+        ("timesig_len5.mid", mb.meta(0x58, b"\x03\x02\x18\x08\x00")),
+    ]:
         c.add("midi", f"midi/{name}", mb.song(event), "kept")  # longer: read right
     q("timesig_0_4.mid", mb.song(mb.meta(0x58, b"\x00\x02\x18\x08")), "bad_time_signature")
     q("timesig_3_2pow40.mid", mb.song(mb.meta(0x58, b"\x03\x28\x18\x08")),

@@ -70,8 +70,9 @@ def generated_midi(draw: st.DrawFn) -> bytes:
             events.append(mb.vlq(delta) + bytes((0xB0, draw(st.integers(0, 255)),
                                                  draw(st.integers(0, 255)))))  # fmt: skip
     division = draw(st.sampled_from([480] * 6 + [0, 1, 96, 0x7FFF, 0xE728, 0xFFFF]))
-    return mb.header(draw(st.integers(0, 2)), 1, division) + mb.track(*events,
-                                                                      end=draw(st.booleans()))
+    return mb.header(draw(st.integers(0, 2)), 1, division) + mb.track(
+        *events, end=draw(st.booleans())
+    )
 
 
 NOTES = ["C", "D", "E", "F", "G", "A", "B", "c", "d", "e", "f", "g", "a", "b", "c'", "C,", "^F",

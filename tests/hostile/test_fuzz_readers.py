@@ -24,6 +24,8 @@ from tests.hostile.strategies import abc_tune, generated_midi, mutated_midi
 TIME_BOUND_S = 20  # per file (music21 on a long generated tune takes a few seconds)
 MEMORY_BOUND_MB = 768  # heap a worker may add per file
 FILTERS = make_spec().filters
+
+
 def check(results: list[PieceResult]) -> tuple[int, int]:
     """Every result is a quarantine with a known reason, or a kept piece that meets every
     bound and re-parses to what the manifest says; returns (kept, timed out)."""
