@@ -124,3 +124,27 @@ def test_links_all_follows_links_out_of_the_folder(tmp_path: Path) -> None:
         str(root / "zero.mid"): "not_regular_file",
         str(root / "loop"): "already_walked",
     }
+
+
+def test_a_piece_past_the_memory_bound_is_too_large_and_the_pool_goes_on(tmp_path: Path) -> None:
+    """500,001 notes need ~100 MiB in symusic: with 32 MiB per piece that piece is `too_large`,
+    the small one after it in the same worker is kept."""
+    import functools
+
+    from midilm.datasets.pool import TimeoutPool
+    from midilm.datasets.sources import PieceTask
+    from midilm.datasets.stage import _failure_result
+    from midilm.datasets.worker import process_piece
+    from tests.datasets.params import make_spec
+    from tests.hostile import midi_bytes as mb
+
+    big, small = tmp_path / "big.mid", tmp_path / "small.mid"
+    big.write_bytes(mb.header(0, 1) + mb.track(mb.running_notes(500_001, length=1)))
+    small.write_bytes(mb.song())
+    tasks = [PieceTask("m", p.stem, "folder", p.name, "", str(p)) for p in (big, small)]
+    filters = make_spec(filters={"max_notes": 10**7}).filters
+    pool = TimeoutPool(functools.partial(process_piece, filters=filters), _failure_result,
+                       workers=1, timeout_s=60, memory_mb=32)  # fmt: skip
+    first, second = pool.map(tasks)
+    assert (first.reason, second.kept) == ("too_large", True), first.detail
+    assert "worker_memory_mb" in first.detail

@@ -69,9 +69,10 @@ def run_datasets(params: DictConfig, layout: Layout, process: ProcessFn = proces
         summary = write_raw(results, tmp, layout, dedup_mode=spec.dedup.mode,
                             issues=listing.issues)  # fmt: skip
     for name, counts in summary["datasets"].items():
-        log.info("%s: kept %d, quarantined %d, skipped %d, duplicates %d %s", name,
-                 counts["kept"], counts["quarantined"], counts["skipped"], counts["duplicates"],
-                 {**counts["by_reason"], **counts["skipped_by_reason"]} or "")  # fmt: skip
+        log.info("%s: kept %d, quarantined %d %s, skipped %d %s, duplicates %d", name,
+                 counts["kept"], counts["quarantined"], counts["by_reason"] or "",
+                 counts["skipped"], counts["skipped_by_reason"] or "",
+                 counts["duplicates"])  # fmt: skip
 
 
 def write_raw(

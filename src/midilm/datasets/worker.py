@@ -73,11 +73,17 @@ def process_piece(task: PieceTask, filters: FilterSpec) -> PieceResult:
     try:
         return _materialize(task, filters)
     except (SourceError, Rejected, InputError) as error:
+        if isinstance(error.__cause__, MemoryError):  # a reader that wraps every exception
+            return _out_of_memory(task, error.__cause__)
         return quarantined(task, error.reason, str(error))
     except MemoryError as error:
-        return quarantined(task, "too_large", f"MemoryError {error} (dataset.worker_memory_mb)")
+        return _out_of_memory(task, error)
     except Exception as error:  # a reader bug on odd input is still this file's problem
         return quarantined(task, failure_reason(task), f"{type(error).__name__}: {error}")
+
+
+def _out_of_memory(task: PieceTask, error: MemoryError) -> PieceResult:
+    return quarantined(task, "too_large", f"MemoryError {error} (over dataset.worker_memory_mb)")
 
 
 def _materialize(task: PieceTask, filters: FilterSpec) -> PieceResult:
