@@ -27,17 +27,23 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import environment, write_result
 
 from midilm.common.paths import Layout
+from midilm.datasets.inputs import walk
 from midilm.datasets.pool import TimeoutPool
-from midilm.datasets.sources import MIDI_SUFFIXES, PieceTask, files_tasks, sorted_files
+from midilm.datasets.sources import MIDI_SUFFIXES, PieceTask, ReadRules, files_tasks
+from midilm.specs.dataset import FilterSpec, SourceSpec
 from midilm.datasets.stage import _failure_result, write_raw
-from midilm.datasets.validate import Filters
 from midilm.datasets.worker import process_piece
+
+FILTERS = FilterSpec(min_notes=1, max_notes=500_000, min_duration_s=0.0, max_duration_s=7200,
+                     max_tracks=64, max_file_bytes=2**24, min_qpm=1, max_qpm=10_000)  # fmt: skip
 
 
 def midi_tasks(root: Path, limit: int) -> list[PieceTask]:
     tasks = []
+    rules = ReadRules(max_file_bytes=FILTERS.max_file_bytes, links="inside_root")
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
-        tasks += files_tasks(folder.name, folder, sorted_files(folder, MIDI_SUFFIXES), {})
+        found = [f for f in walk(folder, MIDI_SUFFIXES, rules.links) if not f.reason]
+        tasks += files_tasks(folder.name, folder, found, SourceSpec(), rules).tasks
     return tasks[:limit] if limit else tasks
 
 
@@ -50,8 +56,7 @@ def symusic_loop(paths: list[Path]) -> float:
 
 
 def ingest(tasks: list[PieceTask], workers: int, scratch: Path) -> dict[str, float]:
-    filters = Filters(min_notes=1, max_duration_s=7200)
-    pool = TimeoutPool(functools.partial(process_piece, filters=filters), _failure_result,
+    pool = TimeoutPool(functools.partial(process_piece, filters=FILTERS), _failure_result,
                        workers=workers, timeout_s=60)  # fmt: skip
     start = time.perf_counter()
     results = pool.map(tasks)

@@ -244,11 +244,39 @@ def datasets_list(params: ParamsOption = Path("params.yaml")) -> None:
     """List every dataset source with its status and license."""
     from midilm.common.params import load_params
     from midilm.datasets.registry import list_sources
+    from midilm.specs.dataset import dataset_spec
 
     table = Table("name", "kind", "status", "license", title="midilm datasets")
-    for entry in list_sources(load_params(params)):
+    for entry in list_sources(dataset_spec(load_params(params))):
         table.add_row(*(str(entry.get(k, "")) for k in ("name", "kind", "status", "license")))
     console.print(table)
+
+
+@datasets_app.command("add-folder")
+def datasets_add_folder(
+    name: Annotated[str, typer.Argument(help="Dataset name (letters, digits, . _ -).")],
+    path: Annotated[Path, typer.Argument(help="Folder of MIDI, ABC, GuitarPro or JAMS files.")],
+    license: Annotated[str, typer.Option("--license", help="License of the files.")] = "",
+    use: Annotated[
+        bool, typer.Option("--use/--no-use", help="Also recompose params.yaml with it.")
+    ] = True,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing file.")] = False,
+    params: ParamsOption = Path("params.yaml"),
+) -> None:
+    """Write conf/dataset/NAME.yaml for a folder of your own files (every other key comes from
+    conf/dataset/base.yaml) and, with --use, recompose params.yaml with dataset=NAME, keeping
+    the other choices params.yaml was composed with."""
+    from midilm.datasets.add_folder import use_folder_dataset, write_folder_dataset
+
+    written = write_folder_dataset(name, path, license=license, force=force)
+    console.print(f"wrote {written}")
+    if use:
+        overrides, lost = use_folder_dataset(name, params)
+        console.print(f"wrote {params} (midilm params compose {' '.join(overrides)})")
+        if lost:
+            console.print(f"[yellow]replaced {len(lost)} keys no conf/ file gave: {lost}[/yellow]")
+    else:
+        console.print(f"use it with `dvc exp run -S dataset={name}`")
 
 
 @params_app.command("compose")
@@ -266,14 +294,37 @@ def params_compose(
 
 
 @params_app.command("check")
-def params_check(params: ParamsOption = Path("params.yaml")) -> None:
-    """Fail if params.yaml differs from the default composition of conf/."""
-    from midilm.common.compose import compose_params_text
+def params_check(
+    overrides: Annotated[
+        list[str] | None,
+        typer.Argument(help="The composition to compare with (default: found from the file)"),
+    ] = None,
+    params: ParamsOption = Path("params.yaml"),
+) -> None:
+    """Check that params.yaml is a composition of conf/ and say which one (e.g. dataset=groove
+    profile=smoke); otherwise name the closest one and the keys that differ."""
+    import yaml
 
-    if params.read_text(encoding="utf-8") != compose_params_text():
-        console.print(f"[red]{params} differs from conf/; run `midilm params compose`[/red]")
+    from midilm.common.compose import closest_composition, compose_params_text
+
+    text = params.read_text(encoding="utf-8")
+    match = closest_composition(yaml.safe_load(text) or {}, overrides=overrides)
+    chosen = " ".join(match.overrides)
+    label = chosen or "the defaults"
+    if match.exact and text == compose_params_text(overrides=match.overrides):
+        console.print(f"{params} matches conf/ composed with {label}")
+        return
+    if match.exact:
+        console.print(f"[red]{params} has the values of conf/ composed with {label}, not its "
+                      f"text; run `midilm params compose {chosen}`[/red]")  # fmt: skip
         raise typer.Exit(1)
-    console.print(f"{params} matches conf/")
+    console.print(f"[red]{params} differs from conf/ composed with {label} (the closest "
+                  f"composition) in {len(match.differences)} keys:[/red]")  # fmt: skip
+    for key, (have, composed) in list(match.differences.items())[:20]:
+        console.print(f"  {key}: {have!r} in {params}, {composed!r} from conf/")
+    console.print(f"Move the change into conf/ (or pass it as an override), then run "
+                  f"`midilm params compose {chosen}`.")  # fmt: skip
+    raise typer.Exit(1)
 
 
 if __name__ == "__main__":

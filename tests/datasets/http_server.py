@@ -3,6 +3,7 @@
 with FileServer(folder) as server:
     server.cut_after = 1000      # next GET sends 1000 body bytes, then drops the connection
     server.ignore_range = True   # answer 200 with the whole file even when asked for a range
+    server.omit_length = True    # send no Content-Length (the body ends when the socket closes)
     download(RemoteFile(server.url("a.zip"), "a.zip"), dest)
     server.requests              # what was asked: path, Range header, status, bytes sent
 """
@@ -35,6 +36,7 @@ class FileServer:
         self.cut_after: int | None = None  # one-shot: cut the next body after N bytes
         self.fail_status: int | None = None  # one-shot: answer the next GET with this status
         self.ignore_range = False
+        self.omit_length = False
         self.requests: list[Request] = []
         self._lock = threading.Lock()
         self._httpd = _QuietServer(("127.0.0.1", 0), _handler_for(self))
@@ -140,7 +142,8 @@ def _handler_for(server: FileServer) -> type[BaseHTTPRequestHandler]:
             sent = body if cut is None else body[:cut]
             server._log(Request(self.path, range_header, status, len(sent)))  # before the client
             self.send_response(status)  # can see the answer, so tests may assert at once
-            self.send_header("Content-Length", str(len(body)))
+            if not server.omit_length:
+                self.send_header("Content-Length", str(len(body)))
             self.send_header("Accept-Ranges", "bytes")
             for key, value in (extra or {}).items():
                 self.send_header(key, value)

@@ -14,8 +14,8 @@ from symusic import Note, Score, Track
 from midilm.common.paths import Layout
 from midilm.datasets.sources import PieceTask
 from midilm.datasets.stage import MANIFEST_COLUMNS, QUARANTINE_COLUMNS, run_datasets, run_split
-from midilm.datasets.validate import Filters
 from midilm.datasets.worker import PieceResult, process_piece
+from midilm.specs.dataset import FilterSpec
 
 DEFAULT_SOURCES = {
     "bach_chorales": {"kind": "music21_chorales", "enabled": True, "max_pieces": None,
@@ -61,8 +61,10 @@ def test_music21_default_builds_and_quarantines_bwv277(tmp_path: Path, params_fa
 
     summary = pd.read_json(layout.raw_dir / "summary.json", typ="series")
     assert summary["datasets"]["bach_chorales"] == {
-        "kept": 3, "quarantined": 1, "by_reason": {"export_error": 1}, "duplicates": 0,
-        "repaired": {},
+        "inputs": 350, "kept": 3, "quarantined": 1, "skipped": 367,
+        "by_reason": {"export_error": 1}, "skipped_by_reason": {"not_selected": 367},
+        "duplicates": 0, "repaired": {},  # 350 files: 21 of the 371 chorales appear twice
+        "inputs_by_status": {"kept": 3, "quarantined": 1, "skipped": 346},
     }  # fmt: skip
     assert summary["datasets"]["oneills1850"]["repaired"]["shared_meter"] == 3
 
@@ -91,7 +93,7 @@ def bad_and_good_folder(tmp_path: Path, shared_datasets: Path) -> tuple[Path, di
     shutil.copy(tests / "MIDIs_one_track" / "empty.mid", folder / "empty.mid")
     expected["empty.mid"] = "empty"
     (folder / "zero.mid").write_bytes(b"")
-    expected["zero.mid"] = "parse_error"
+    expected["zero.mid"] = "parse_error"  # symusic: file size is less than 14
     (folder / "notes.mid").write_text("C D E F G, not a MIDI file\n", encoding="utf-8")
     expected["notes.mid"] = "parse_error"
     few = Score(480)  # three notes: below dataset.filters.min_notes
@@ -116,6 +118,7 @@ def test_bad_files_are_quarantined_and_good_ones_kept(
     prefix = f"folder:{folder.as_posix()}/"
     reasons = dict(zip(report.source.str.removeprefix(prefix), report.reason, strict=True))
     assert reasons == expected
+    assert list(report["input"]) == [str(folder / rel) for rel in sorted(expected)]
     assert all(report["detail"].str.len() > 0)
     assert sorted(manifest["id"]) == [
         "user/6338816_Etude_No._4",
@@ -144,12 +147,15 @@ def test_equal_content_gets_equal_hash_and_split(
     assert split["content_hash"].nunique() == 4
 
 
-def slow_or_crashing(task: PieceTask, filters: Filters) -> PieceResult:
-    """The real worker, except that `hang.mid` never finishes and `crash.mid` kills its process."""
+def slow_or_crashing(task: PieceTask, filters: FilterSpec) -> PieceResult:
+    """The real worker, except that `hang.mid` never finishes, `crash.mid` kills its process and
+    `raises.mid` raises outside the worker's own handler."""
     if task.name == "hang":
         time.sleep(600)
     if task.name == "crash":
         os._exit(3)
+    if task.name == "raises":
+        raise ZeroDivisionError("division by zero")
     return process_piece(task, filters)
 
 
@@ -158,7 +164,7 @@ def test_hung_and_crashed_files_are_quarantined_and_the_pool_goes_on(
 ) -> None:
     folder = tmp_path / "midi"
     folder.mkdir()
-    for name in ["a.mid", "crash.mid", "hang.mid", "z.mid"]:
+    for name in ["a.mid", "crash.mid", "hang.mid", "raises.mid", "z.mid"]:
         shutil.copy(chorale_midis[0], folder / name)
     for path in chorale_midis[1:5]:
         shutil.copy(path, folder / path.name)
@@ -169,10 +175,14 @@ def test_hung_and_crashed_files_are_quarantined_and_the_pool_goes_on(
     assert time.monotonic() - started < 30
     manifest, report = read_outputs(layout)
     assert dict(zip(report.source.str.rsplit("/", n=1).str[-1], report.reason, strict=True)) == {
-        "crash.mid": "parse_error",
+        "crash.mid": "crash",
         "hang.mid": "timeout",
+        "raises.mid": "crash",
     }
-    assert report.detail.iloc[0] == "worker process died (exit 3)"
+    details = dict(zip(report.source.str.rsplit("/", n=1).str[-1], report.detail, strict=True))
+    assert details["crash.mid"] == "worker process died (exit 3)"
+    assert details["raises.mid"].startswith("ZeroDivisionError: division by zero (at ")
+    assert report["input"].str.endswith(("crash.mid", "hang.mid", "raises.mid")).all()
     assert len(manifest) == 6
 
 

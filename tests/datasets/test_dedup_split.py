@@ -14,6 +14,8 @@ from midilm.datasets.dedup import deduplicate
 from midilm.datasets.listing import registry_tasks
 from midilm.datasets.split import assign_splits
 from midilm.datasets.stage import run_datasets, run_split
+from midilm.specs.dataset import SourceSpec
+from tests.datasets.params import rules
 
 RATIOS = {"train": 0.8, "valid": 0.1, "test": 0.1}
 
@@ -50,7 +52,7 @@ def test_no_test_piece_or_duplicate_leaks_into_train(
     files (at 960 ticks per quarter): the copies never reach train."""
     shared = Path("/work/shared/datasets")
     monkeypatch.setenv("MIDILM_MIRROR", str(shared))
-    groove = registry_tasks("groove", {"kind": "registry"})[:200]
+    groove = registry_tasks("groove", SourceSpec(kind="registry"), rules()).tasks[:200]
     test_files = [t.ref for t in groove if t.split == "test"][:3]
     train_files = [t.ref for t in groove if t.split == "train"][:2]
     folder = tmp_path / "copies"
@@ -63,7 +65,7 @@ def test_no_test_piece_or_duplicate_leaks_into_train(
         params = params_factory(
             sources={"groove": {"kind": "registry", "max_pieces": 200}},
             folders={"copies": {"path": str(folder), "license": "CC BY 4.0"}},
-            filters={"min_notes": 1, "max_duration_s": 1800, "max_tracks": 64},
+            filters={"min_notes": 1},
             dedup={"mode": mode},
         )
         params.dataset.sources.groove.names = None

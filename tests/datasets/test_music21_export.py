@@ -15,11 +15,14 @@ from midilm.datasets.music21_export import (
     score_to_midi_bytes,
 )
 from midilm.datasets.sources import abc_tasks
+from midilm.specs.dataset import SourceSpec
+from tests.datasets.params import rules
 
 
 @pytest.fixture(scope="module")
 def oneill_tunes() -> dict[str, str]:
-    tasks = abc_tasks("oneills1850", {"corpus_dir": "oneills1850"})
+    spec = SourceSpec(kind="music21_abc", corpus_dir="oneills1850")
+    tasks = abc_tasks("oneills1850", spec, rules()).tasks
     extra = {"0101-0200_x182", "0701-0720_x708", "1176-1275_x1189"}
     return {t.name: t.text for t in tasks[:10] + [t for t in tasks if t.name in extra]}
 

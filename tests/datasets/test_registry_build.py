@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
 from omegaconf import OmegaConf
 
+from midilm.common.compose import compose_params_text
 from midilm.common.params import load_params, to_plain
 from midilm.common.paths import Layout
 from midilm.datasets.registry import (
@@ -21,6 +21,7 @@ from midilm.datasets.registry import (
 )
 from midilm.datasets.stage import run_datasets, run_split
 from midilm.report.builders import TABLES
+from midilm.specs.dataset import dataset_spec
 from tests.conftest import REPO_ROOT
 
 SHARED = Path("/work/shared/datasets")
@@ -30,7 +31,7 @@ pytestmark = pytest.mark.skipif(not SHARED.is_dir(), reason="shared/datasets not
 
 def test_registry_entries_and_status(monkeypatch: pytest.MonkeyPatch, params_factory) -> None:
     monkeypatch.setenv("MIDILM_MIRROR", str(SHARED))
-    rows = {r["name"]: r for r in list_sources(params_factory())}
+    rows = {r["name"]: r for r in list_sources(dataset_spec(params_factory()))}
     names = {n.split("/", 1)[1].split(":")[0] for n in rows if n.startswith("registry/")}
     assert names == {"jsb_chorales", "maestro_v3", "lakh", "nottingham", "giantmidi_piano",
                      "irishman", "groove", "e_gmd", "dadagp", "guitarset", "folder"}  # fmt: skip
@@ -50,8 +51,7 @@ def test_groove_t1_matches_the_published_figures(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("MIDILM_MIRROR", str(SHARED))
-    dataset = yaml.safe_load((REPO / "conf" / "dataset" / "groove.yaml").read_text())
-    params = OmegaConf.create({"dataset": dataset})
+    params = OmegaConf.create(compose_params_text(REPO / "conf", ["dataset=groove"]))
     layout = Layout(root=tmp_path)
     run_datasets(params, layout)
     run_split(params, layout)
@@ -76,7 +76,7 @@ def test_all_shared_datasets_ingest(tmp_path: Path, params_factory) -> None:
     the corrupted and the empty MIDI file quarantined."""
     folders = {p.name: {"path": str(p), "license": "?"} for p in sorted(SHARED.iterdir())
                if p.is_dir()}  # fmt: skip
-    filters = {"min_notes": 1, "max_duration_s": 7200, "max_tracks": 64}  # keep long MAESTRO
+    filters = {"min_notes": 1, "max_duration_s": 7200}  # keep long MAESTRO
     params = params_factory(folders=folders, filters=filters, dedup={"mode": "exact"})
     layout = Layout(root=tmp_path)
     run_datasets(params, layout)

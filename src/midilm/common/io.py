@@ -1,4 +1,8 @@
-"""Atomic writes: a stage killed mid-write never leaves a file that looks complete."""
+"""Atomic writes: a stage killed mid-write never leaves a file that looks complete.
+
+The temporary file or folder is created private (mkstemp: 0600, mkdtemp: 0700) so nobody reads
+it half-written; it gets the permissions the user's umask gives (0644/0755 under umask 022)
+just before it is renamed into place, like a file written with `open`."""
 
 from __future__ import annotations
 
@@ -24,6 +28,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        os.chmod(tmp_path, (0o777 if tmp_path.is_dir() else 0o666) & ~current_umask())
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():
@@ -61,6 +66,7 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
         yield tmp
+        os.chmod(tmp, 0o777 & ~current_umask())
         if path.exists():
             shutil.rmtree(path)
         os.replace(tmp, path)
@@ -86,6 +92,21 @@ def publish_outputs(out_dir: str | Path, names: Sequence[str]) -> Iterator[Path]
             os.replace(tmp / name, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where Linux reports it (`os.umask` can only
+    be read by setting it, which races with other threads creating files)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _json_default(obj: Any) -> Any:

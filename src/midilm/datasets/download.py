@@ -25,6 +25,7 @@ from tqdm import tqdm
 from midilm.common.hashing import sha256_file
 from midilm.common.io import write_text_atomic
 from midilm.common.logging import get_logger, progress_disabled
+from midilm.datasets.errors import FetchError
 
 log = get_logger(__name__)
 
@@ -44,8 +45,9 @@ class RemoteFile:
     sha256: str | None = None
 
 
-class DownloadError(RuntimeError):
-    """A file could not be fetched (after retries) or is not on the server."""
+class DownloadError(FetchError, RuntimeError):
+    """A file could not be fetched (after retries), is not on the server, or is not the file
+    pinned (size or SHA-256)."""
 
 
 class ChecksumError(DownloadError):
@@ -76,10 +78,29 @@ def download(
     backoff_s: float = 1.0,
     timeout_s: float = 60,
 ) -> Path:
-    """Fetch `remote` into `dest_dir` (mirror first), verify it and return the final path."""
+    """Fetch `remote` into `dest_dir` (mirror first), verify it and return the final path.
+    Every failure is a DownloadError (a FetchError) naming the file and what to do."""
     if remote.filename in ("", ".", "..") or Path(remote.filename).name != remote.filename:
         raise ValueError(f"{remote.url}: filename {remote.filename!r} must be a plain file name")
-    dest_dir = Path(dest_dir)
+    try:
+        return _download(remote, Path(dest_dir), mirror, retries, backoff_s, timeout_s)
+    except DownloadError:
+        raise
+    except OSError as error:  # the local disk: permissions, space, a folder in the way
+        raise DownloadError(
+            f"{remote.filename}: writing under {dest_dir} failed ({type(error).__name__}: "
+            f"{error}); free space or fix the folder's permissions, then run again to resume"
+        ) from error
+
+
+def _download(
+    remote: RemoteFile,
+    dest_dir: Path,
+    mirror: str | None,
+    retries: int,
+    backoff_s: float,
+    timeout_s: float,
+) -> Path:
     dest_dir.mkdir(parents=True, exist_ok=True)
     final = dest_dir / remote.filename
     if is_complete(remote, dest_dir):
@@ -282,7 +303,13 @@ def _fetch_once(url: str, part: Path, size: int | None, timeout_s: float) -> Non
         mode, total = _open_mode(response, url, part, offset)
         if mode == "wb":
             offset = 0
-        _stream(response, part, mode, offset, total)
+        if size is not None and total is not None and total > size:
+            part.unlink(missing_ok=True)
+            raise SizeMismatchError(
+                f"{url}: the server announces {total} bytes, the pinned size is {size}; nothing "
+                "was kept. If the source changed, check it and update the pinned size and sha256"
+            )
+        _stream(response, part, mode, offset, total, size)
     got = part.stat().st_size
     if total is not None and got < total:
         raise _Retryable(f"short read: {got} of {total} bytes")
@@ -308,8 +335,15 @@ def _open_mode(
 
 
 def _stream(
-    response: http.client.HTTPResponse, part: Path, mode: str, offset: int, total: int | None
+    response: http.client.HTTPResponse,
+    part: Path,
+    mode: str,
+    offset: int,
+    total: int | None,
+    size: int | None,
 ) -> None:
+    """Append the body to `part`; stop as soon as it passes the pinned `size` (the bad copy is
+    set aside, so a server streaming without end costs at most one chunk past the pin)."""
     bar = tqdm(
         total=total,
         initial=offset,
@@ -327,6 +361,14 @@ def _stream(
                 raise _Retryable(f"connection lost after {handle.tell()} bytes: {exc}") from exc
             if not chunk:
                 return
+            if size is not None and handle.tell() + len(chunk) > size:
+                handle.close()
+                bad = _set_aside(part)
+                raise SizeMismatchError(
+                    f"{part.name.removesuffix('.part')}: the server sent more than the pinned "
+                    f"{size} bytes; stopped, the partial copy is in {bad}. If the source changed, "
+                    "check it and update the pinned size and sha256"
+                )
             handle.write(chunk)
             bar.update(len(chunk))
 

@@ -13,23 +13,18 @@ from pathlib import Path
 from typing import Any
 
 from huggingface_hub import snapshot_download
-from huggingface_hub.errors import LocalEntryNotFoundError
+from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 from tqdm.auto import tqdm
 
+from midilm.common.hub import hub_offline
 from midilm.common.logging import get_logger, progress_disabled
+from midilm.datasets.errors import FetchError
 
 log = get_logger(__name__)
 
-_TRUE = {"1", "true", "yes", "on"}
-
-
-class HubUnavailableError(RuntimeError):
-    """The Hub cannot be used (offline mode or unreachable) and nothing is cached."""
-
-
-def hub_offline() -> bool:
-    """True when `HF_HUB_OFFLINE` asks for no network."""
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in _TRUE
+class HubUnavailableError(FetchError, RuntimeError):
+    """The Hub cannot be used (offline mode or unreachable) and nothing is cached, or it
+    refused the repo or revision."""
 
 
 def hub_cache_dir(cache_dir: str | Path | None = None) -> Path:
@@ -71,6 +66,12 @@ def hub_snapshot(
         if not offline and exc.__cause__ is not None:
             message += f" (cause: {str(exc.__cause__).splitlines()[0]})"
         raise HubUnavailableError(message) from exc
+    except (HfHubHTTPError, OSError) as exc:  # not found, gated, a revision that is not there
+        raise HubUnavailableError(
+            f"{repo_type} {repo_id} at revision {revision or 'main'}: "
+            f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else exc!r}; check "
+            "the repo id and revision, or download it yourself and set the source's `path`"
+        ) from exc
     log.info("%s: snapshot at %s", repo_id, path)
     return Path(path)
 

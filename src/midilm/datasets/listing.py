@@ -4,12 +4,14 @@ pieces with their official split, one lister per `layout` of `registry.yaml`."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from midilm.common.logging import get_logger
+from midilm.datasets.inputs import Found, InputError, decode_text, display_text, read_input, walk
 from midilm.datasets.registry import DatasetEntry, downloads_root, extracted_dir, get_entry
 from midilm.datasets.sources import (
     ABC_SUFFIXES,
@@ -17,13 +19,16 @@ from midilm.datasets.sources import (
     GUITARPRO_SUFFIXES,
     JAMS_SUFFIXES,
     MIDI_SUFFIXES,
+    Listing,
     PieceTask,
+    ReadRules,
     chorale_tasks,
     files_tasks,
     folder_tasks,
-    sorted_files,
+    issue,
 )
 from midilm.datasets.split import SPLITS
+from midilm.specs.dataset import SourceSpec
 
 log = get_logger(__name__)
 
@@ -31,7 +36,7 @@ log = get_logger(__name__)
 SPLIT_NAMES = {"train": "train", "validation": "valid", "valid": "valid", "test": "test"}
 
 
-def locate(entry: DatasetEntry, cfg: Mapping[str, Any], downloads: Path | None = None) -> Path:
+def locate(entry: DatasetEntry, cfg: SourceSpec, downloads: Path | None = None) -> Path:
     """The folder holding the entry's data: `path` from params (a folder, or an archive that is
     extracted), else the mirror's extracted folder, else the Hugging Face snapshot, else the
     downloaded and extracted archives. Raises FileNotFoundError saying what to do."""
@@ -40,8 +45,8 @@ def locate(entry: DatasetEntry, cfg: Mapping[str, Any], downloads: Path | None =
 
     downloads = downloads or downloads_root()
     where = f"dataset.sources.<name> (registry entry {entry.name})"
-    if cfg.get("path"):
-        path = Path(str(cfg["path"]))
+    if cfg.path:
+        path = Path(cfg.path)
         if path.is_dir():
             return path
         if path.is_file():
@@ -52,9 +57,9 @@ def locate(entry: DatasetEntry, cfg: Mapping[str, Any], downloads: Path | None =
     if entry.kind == "hf_hub" and entry.repo_id:
         from midilm.datasets.hub import hub_snapshot
 
-        return hub_snapshot(entry.repo_id, repo_type="dataset", revision=cfg.get("revision"))
+        return hub_snapshot(entry.repo_id, repo_type="dataset", revision=cfg.revision)
     if entry.kind == "url_archive" and entry.files:
-        if not cfg.get("download", True):
+        if not cfg.download:
             raise FileNotFoundError(
                 f"{entry.name}: not downloaded and `download: false`; set MIDILM_MIRROR, give a "
                 f"`path`, or allow the download in {where}"
@@ -75,8 +80,8 @@ def _single_child(folder: Path) -> Path:
     return children[0] if len(children) == 1 and children[0].is_dir() else folder
 
 
-def csv_split(dataset: str, root: Path, entry: DatasetEntry, cfg: Mapping[str, Any],
-              options: Mapping[str, Any]) -> list[PieceTask]:  # fmt: skip
+def csv_split(dataset: str, root: Path, entry: DatasetEntry, cfg: SourceSpec,
+              options: Mapping[str, Any], rules: ReadRules) -> Listing:  # fmt: skip
     """One MIDI per CSV row (Groove info.csv, MAESTRO, E-GMD), its split from a column and its
     official duration from another (`duration_column`, where the table has one).
     `merge_train_test` (E-GMD as in the thesis): train and test train, validation tests."""
@@ -95,64 +100,88 @@ def csv_split(dataset: str, root: Path, entry: DatasetEntry, cfg: Mapping[str, A
         if options.get("merge_train_test"):
             split = {"train": "train", "test": "train", "valid": "test"}.get(split or "")
         splits[row[args["path_column"]]] = split
-    files = sorted((root / rel for rel in splits), key=lambda p: p.relative_to(root).as_posix())
-    return files_tasks(dataset, root, files, cfg, splits, durations=durations)
+    files = [Found(str(root / rel), rel) for rel in sorted(splits)]  # the worker reads them
+    return files_tasks(dataset, root, files, cfg, rules, splits, durations=durations)
 
 
-def pianoroll_json(dataset: str, root: Path, entry: DatasetEntry, cfg: Mapping[str, Any],
-                   options: Mapping[str, Any]) -> list[PieceTask]:  # fmt: skip
+def pianoroll_json(dataset: str, root: Path, entry: DatasetEntry, cfg: SourceSpec,
+                   options: Mapping[str, Any], rules: ReadRules) -> Listing:  # fmt: skip
     """JSB's JSON: {split: [piece = [step = [pitch, ...], ...], ...]}; pieces `<split>_<nnn>`."""
     args = entry.layout_args
     path = root / args["file"]
-    data = json.loads(path.read_text(encoding="utf-8"))
+    source = f"{entry.name}:{args['file']}"
+    data = _read_json(dataset, source, path, rules)
+    if isinstance(data, Listing):
+        return data
     opts = json.dumps({"steps_per_quarter": int(args["steps_per_quarter"])})
-    tasks = []
-    for key in sorted(data, key=lambda k: SPLITS.index(SPLIT_NAMES[k])):
-        split = SPLIT_NAMES[key]
+    listing = Listing()
+    for key in sorted(data, key=lambda k: SPLITS.index(SPLIT_NAMES.get(k, "train"))):
+        split = SPLIT_NAMES.get(key)
+        if split is None or not isinstance(data[key], list):
+            listing.issues.append(issue(dataset, f"{source}#{key}", str(path), "parse_error",
+                                        f"unknown split {key!r} or not a list", True))  # fmt: skip
+            continue
         for index, steps in enumerate(data[key]):
-            tasks.append(
+            listing.tasks.append(
                 PieceTask(dataset=dataset, name=f"{split}_{index:03d}", kind="pianoroll",
-                          source=f"{entry.name}:{args['file']}#{key}/{index}",
-                          license=str(cfg.get("license", "")), ref=str(path),
-                          text=json.dumps(steps), split=split, options=opts)
+                          source=f"{source}#{key}/{index}", license=cfg.license, ref=str(path),
+                          text=json.dumps(steps), split=split, options=opts,
+                          input=display_text(path))
             )  # fmt: skip
-    return tasks
+    return listing
 
 
-def abc_json(dataset: str, root: Path, entry: DatasetEntry, cfg: Mapping[str, Any],
-             options: Mapping[str, Any]) -> list[PieceTask]:  # fmt: skip
+def abc_json(dataset: str, root: Path, entry: DatasetEntry, cfg: SourceSpec,
+             options: Mapping[str, Any], rules: ReadRules) -> Listing:  # fmt: skip
     """IrishMAN: one JSON list of tunes per split file; the ABC text sits in `field`."""
     args = entry.layout_args
-    tasks = []
+    listing = Listing()
     for split, filename in args["files"].items():
-        tunes = json.loads((root / filename).read_text(encoding="utf-8"))
-        for index, tune in enumerate(tunes):
-            tasks.append(
+        path = root / filename
+        tunes = _read_json(dataset, f"{entry.name}:{filename}", path, rules)
+        if isinstance(tunes, Listing):
+            listing.extend(tunes)
+            continue
+        for index, tune in enumerate(tunes if isinstance(tunes, list) else []):
+            source = f"{entry.name}:{filename}#{index}"
+            text = tune.get(args["field"]) if isinstance(tune, dict) else None
+            if not isinstance(text, str):
+                listing.issues.append(issue(dataset, source, str(path), "parse_error",
+                                            f"no text field {args['field']!r}", True))  # fmt: skip
+                continue
+            listing.tasks.append(
                 PieceTask(dataset=dataset, name=f"{split}_{index:06d}", kind="abc",
-                          source=f"{entry.name}:{filename}#{index}",
-                          license=str(cfg.get("license", "")), ref=str(root / filename),
-                          text=str(tune[args["field"]]), split=split)
+                          source=source, license=cfg.license, ref=str(path), text=text,
+                          split=split, input=display_text(path))
             )  # fmt: skip
-    return tasks
+    return listing
 
 
-def _glob_lister(suffixes: tuple[str, ...]) -> Callable[..., list[PieceTask]]:
-    def lister(dataset: str, root: Path, entry: DatasetEntry, cfg: Mapping[str, Any],
-               options: Mapping[str, Any]) -> list[PieceTask]:  # fmt: skip
+def _read_json(dataset: str, source: str, path: Path, rules: ReadRules) -> Any:
+    """The JSON in `path`, or a Listing holding its quarantine line."""
+    try:
+        return json.loads(decode_text(read_input(path, rules.max_file_bytes)))
+    except InputError as error:
+        reason, detail = error.reason, str(error)
+    except ValueError as error:
+        reason, detail = "parse_error", f"{type(error).__name__}: {error}"
+    return Listing(issues=[issue(dataset, source, str(path), reason, detail, True)])
+
+
+def _glob_lister(suffixes: tuple[str, ...]) -> Callable[..., Listing]:
+    def lister(dataset: str, root: Path, entry: DatasetEntry, cfg: SourceSpec,
+               options: Mapping[str, Any], rules: ReadRules) -> Listing:  # fmt: skip
         args = entry.layout_args
-        files = sorted_files(root, suffixes, str(args.get("pattern", "**/*")))
+        files = walk(root, suffixes, rules.links, str(args.get("pattern", "**/*")))
         splits = None
         if args.get("split_from_dir"):  # e.g. JSB Chorales.zip: train/, valid/, test/
-            splits = {
-                f.relative_to(root).as_posix(): SPLIT_NAMES.get(f.relative_to(root).parts[0])
-                for f in files
-            }
-        return files_tasks(dataset, root, files, cfg, splits, json.dumps(dict(options)))
+            splits = {f.rel: SPLIT_NAMES.get(f.rel.split("/")[0]) for f in files}
+        return files_tasks(dataset, root, files, cfg, rules, splits, json.dumps(dict(options)))
 
     return lister
 
 
-LAYOUTS: dict[str, Callable[..., list[PieceTask]]] = {
+LAYOUTS: dict[str, Callable[..., Listing]] = {
     "csv_split": csv_split,
     "pianoroll_json": pianoroll_json,
     "abc_json": abc_json,
@@ -164,16 +193,16 @@ LAYOUTS: dict[str, Callable[..., list[PieceTask]]] = {
 }
 
 
-def registry_tasks(dataset: str, cfg: Mapping[str, Any]) -> list[PieceTask]:
+def registry_tasks(dataset: str, cfg: SourceSpec, rules: ReadRules) -> Listing:
     """The pieces of `dataset.sources.<dataset>` (kind: registry): `name` (default: the key),
     `variant`, `path`, `download`, `options`, `license` (default: the registry's)."""
-    entry = get_entry(str(cfg.get("name") or dataset), cfg.get("variant"))
-    cfg = {**cfg, "license": cfg.get("license") or entry.license}
-    options = {**entry.options, **(cfg.get("options") or {})}
+    entry = get_entry(cfg.name or dataset, cfg.variant)
+    cfg = dataclasses.replace(cfg, license=cfg.license or entry.license)
+    options = {**entry.options, **cfg.options}
     if entry.layout == "music21_chorales":
         return chorale_tasks(dataset, cfg)
     if entry.layout == "folder":
-        return folder_tasks(dataset, cfg)
+        return folder_tasks(dataset, cfg, rules)
     root = locate(entry, cfg)
     log.info("%s: %s (%s) from %s", dataset, entry.name, entry.variant or "-", root)
-    return LAYOUTS[entry.layout](dataset, root, entry, cfg, options)
+    return LAYOUTS[entry.layout](dataset, root, entry, cfg, options, rules)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 import tempfile
 from pathlib import Path
 
@@ -105,6 +106,7 @@ def export_abc(text: str) -> tuple[bytes, dict[str, int]]:
         }
     except Exception as error:
         raise SourceError("parse_error", _describe(error)) from error
+    check_tempi(score)
     try:
         return score_to_midi_bytes(score), fixes
     except Exception as error:
@@ -116,6 +118,15 @@ def export_abc(text: str) -> tuple[bytes, dict[str, int]]:
         return score_to_midi_bytes(score), fixes
     except Exception as error:
         raise SourceError("export_error", _describe(error)) from error
+
+
+def check_tempi(score: stream.Stream) -> None:
+    """`bad_tempo` for a metronome mark of zero, negative or no speed (`Q:1/4=0`), which
+    music21's MIDI writer would divide by; the range check runs on the MIDI afterwards."""
+    for mark in score.recurse().getElementsByClass("MetronomeMark"):
+        number = mark.number
+        if number is not None and not (math.isfinite(float(number)) and number > 0):
+            raise SourceError("bad_tempo", f"metronome mark of {number} beats per minute")
 
 
 def _describe(error: BaseException) -> str:

@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from omegaconf import DictConfig
 
 from midilm.datasets.download import RemoteFile, mirror_tree
-from midilm.datasets.sources import MUSIC21_KINDS, music21_corpus_dir, plain_dict
+from midilm.datasets.sources import MUSIC21_KINDS, music21_corpus_dir
+from midilm.specs.dataset import DatasetSpec, SourceSpec
 
 CHORALE_DIR = "bach"  # where music21 keeps the chorales in its corpus
 REGISTRY_FILE = Path(__file__).with_name("registry.yaml")
@@ -114,11 +114,10 @@ def hub_cached(repo_id: str) -> bool:
     return (hub_cache_dir() / f"datasets--{repo_id.replace('/', '--')}").is_dir()
 
 
-def entry_status(entry: DatasetEntry, cfg: dict[str, Any] | None = None) -> str:
+def entry_status(entry: DatasetEntry, cfg: SourceSpec | None = None) -> str:
     """available / needs download / needs manual file (what `midilm datasets list` prints)."""
-    cfg = cfg or {}
-    if cfg.get("path"):
-        return AVAILABLE if Path(str(cfg["path"])).exists() else f"{NEEDS_MANUAL}: {cfg['path']}"
+    if cfg is not None and cfg.path:
+        return AVAILABLE if Path(cfg.path).exists() else f"{NEEDS_MANUAL}: {cfg.path}"
     if entry.kind == "music21_corpus":
         return AVAILABLE if (music21_corpus_dir() / CHORALE_DIR).is_dir() else NEEDS_DOWNLOAD
     if entry.mirror and mirror_tree(None, entry.mirror, verify=False) is not None:
@@ -132,40 +131,39 @@ def entry_status(entry: DatasetEntry, cfg: dict[str, Any] | None = None) -> str:
     return NEEDS_MANUAL
 
 
-def source_status(name: str, cfg: dict[str, Any], section: str) -> str:
+def source_status(name: str, cfg: SourceSpec, section: str) -> str:
     """ "available", or "missing: <what to do>"."""
-    kind = cfg.get("kind", "folder")
+    kind = cfg.kind
     if kind == "registry":
-        entry = get_entry(str(cfg.get("name") or name), cfg.get("variant"))
+        entry = get_entry(cfg.name or name, cfg.variant)
         return entry_status(entry, cfg)
     if kind in MUSIC21_KINDS:
-        sub = CHORALE_DIR if kind == "music21_chorales" else str(cfg.get("corpus_dir", ""))
+        sub = CHORALE_DIR if kind == "music21_chorales" else (cfg.corpus_dir or "")
         folder = music21_corpus_dir() / sub
         if sub and folder.is_dir():
             return "available"
         return f"missing: {folder} not found; reinstall music21 or fix dataset.{section}.{name}"
     if kind == "folder":
-        path = Path(str(cfg.get("path", "")))
-        if cfg.get("path") and path.is_dir():
+        path = Path(cfg.path or "")
+        if cfg.path and path.is_dir():
             return "available"
         return f"missing: create {path} with .mid files or fix dataset.{section}.{name}.path"
     return f"missing: unknown kind {kind!r}; use registry, music21_chorales, music21_abc or folder"
 
 
-def list_sources(params: DictConfig) -> list[dict[str, Any]]:
+def list_sources(spec: DatasetSpec) -> list[dict[str, Any]]:
     """One dict per configured source and folder, then one per registry entry and variant:
     name, kind, enabled, status, license (and role, formats, split for registry rows)."""
     entries = []
-    for section in ("sources", "folders"):
-        for name, cfg in sorted(plain_dict(params.dataset.get(section)).items()):
-            kind = cfg.get("kind", "folder")
+    for section, configured in (("sources", spec.sources), ("folders", spec.folders)):
+        for name, cfg in sorted(configured.items()):
             entries.append(
                 {
                     "name": name,
-                    "kind": kind,
-                    "enabled": bool(cfg.get("enabled", True)),
+                    "kind": cfg.kind,
+                    "enabled": cfg.enabled,
                     "status": source_status(name, cfg, section),
-                    "license": str(cfg.get("license", "")),
+                    "license": cfg.license,
                 }
             )
     for entry in all_entries():

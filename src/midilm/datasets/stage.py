@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,65 +14,74 @@ from omegaconf import DictConfig
 from midilm.common.io import atomic_dir, write_json_atomic, write_parquet_atomic
 from midilm.common.logging import get_logger, progress_disabled
 from midilm.common.paths import Layout, relpath
-from midilm.datasets.converters import failure_reason
 from midilm.datasets.dedup import DEDUP_COLUMNS, deduplicate
 from midilm.datasets.pool import TaskFailed, TimeoutPool
-from midilm.datasets.sources import PieceTask, collect_tasks, plain_dict
+from midilm.datasets.sources import InputIssue, PieceTask, collect_tasks
 from midilm.datasets.split import SPLITS, assign_splits, validate_ratios
-from midilm.datasets.validate import Filters
 from midilm.datasets.worker import PieceResult, process_piece, quarantined
+from midilm.specs.dataset import FilterSpec, dataset_spec
 
 log = get_logger(__name__)
 
-ProcessFn = Callable[[PieceTask, Filters], PieceResult]
+ProcessFn = Callable[[PieceTask, FilterSpec], PieceResult]
 
 MANIFEST_COLUMNS = [
     "id", "dataset", "source", "path", "content_hash", "duration_s", "n_notes", "n_tracks",
     "license", "transposition_hash", "programs", "has_drums", "tempo", "time_signature",
-    "official_split", "official_duration_s",
+    "official_split", "official_duration_s", "input",
 ]  # fmt: skip
-QUARANTINE_COLUMNS = ["dataset", "source", "reason", "detail"]
+QUARANTINE_COLUMNS = ["dataset", "source", "input", "reason", "detail"]
+SKIPPED_COLUMNS = QUARANTINE_COLUMNS
+SKIPPED_REPORT = "skipped_report.parquet"
 
 
 def run_datasets(params: DictConfig, layout: Layout, process: ProcessFn = process_piece) -> None:
-    """Stage `datasets`: write data/raw (MIDI, manifest, quarantine report, summary) atomically.
+    """Stage `datasets`: write data/raw (MIDI, manifest, quarantine and skip reports, summary)
+    atomically. Every input path ends in exactly one place: the manifest (kept or a dedup
+    duplicate), the quarantine report or the skip report.
 
     `process` is the per-piece function run in the workers (injectable for tests); it must be a
     module-level function.
     """
-    cfg = params.dataset
-    tasks = collect_tasks(params)
-    if not tasks:
+    spec = dataset_spec(params)
+    if not any(c.enabled for c in [*spec.sources.values(), *spec.folders.values()]):
         raise ValueError("params.dataset: no enabled source or folder; enable one in conf/dataset")
-    filters = Filters.from_params(plain_dict(cfg.get("filters")))
+    listing = collect_tasks(spec)
     pool = TimeoutPool(
-        functools.partial(process, filters=filters),
+        functools.partial(process, filters=spec.filters),
         _failure_result,
-        workers=int(cfg.get("workers", 1)),
-        timeout_s=float(cfg.get("timeout_s", 60)),
+        workers=spec.workers,
+        timeout_s=spec.timeout_s,
+        memory_mb=spec.worker_memory_mb,
     )
-    log.info("datasets: %d pieces from %d sources", len(tasks), len({t.dataset for t in tasks}))
-    results = pool.map(tasks, progress=not progress_disabled(), desc="datasets")
-    mode = str(plain_dict(cfg.get("dedup")).get("mode", "none"))
+    log.info("datasets: %d pieces from %d sources, %d inputs without a piece", len(listing.tasks),
+             len({t.dataset for t in listing.tasks}), len(listing.issues))  # fmt: skip
+    results = pool.map(listing.tasks, progress=not progress_disabled(), desc="datasets")
     with atomic_dir(layout.raw_dir) as tmp:
-        summary = write_raw(results, tmp, layout, dedup_mode=mode)
+        summary = write_raw(results, tmp, layout, dedup_mode=spec.dedup.mode,
+                            issues=listing.issues)  # fmt: skip
     for name, counts in summary["datasets"].items():
-        log.info("%s: kept %d, quarantined %d, duplicates %d %s", name, counts["kept"],
-                 counts["quarantined"], counts["duplicates"],
-                 counts["by_reason"] or "")  # fmt: skip
+        log.info("%s: kept %d, quarantined %d %s, skipped %d %s, duplicates %d", name,
+                 counts["kept"], counts["quarantined"], counts["by_reason"] or "",
+                 counts["skipped"], counts["skipped_by_reason"] or "",
+                 counts["duplicates"])  # fmt: skip
 
 
 def write_raw(
-    results: list[PieceResult], out: Path, layout: Layout, dedup_mode: str = "none"
+    results: list[PieceResult],
+    out: Path,
+    layout: Layout,
+    dedup_mode: str = "none",
+    issues: Sequence[InputIssue] = (),
 ) -> dict[str, Any]:
-    """Write the MIDI files, manifest, quarantine and dedup reports and summary into `out` (a
-    temp dir that will become `layout.raw_dir`); manifest paths point at the final location.
+    """Write the MIDI files, manifest, quarantine, skip and dedup reports and summary into `out`
+    (a temp dir that will become `layout.raw_dir`); manifest paths point at the final location.
     Duplicates (`dedup_mode`) are dropped before any file is written. Returns the summary."""
     rows, bad, midi = [], [], {}
     for result in sorted(results, key=lambda r: r.task.id):
         task = result.task
         if not result.kept:
-            bad.append([task.dataset, task.source, result.reason, result.detail])
+            bad.append([task.dataset, task.source, task.input, result.reason, result.detail])
             continue
         rel = Path("midi") / task.dataset / f"{task.name}.mid"
         midi[task.id] = (rel, result.midi or b"")
@@ -80,7 +89,7 @@ def write_raw(
                      result.content_hash, result.duration_s, result.n_notes, result.n_tracks,
                      task.license, result.transposition_hash, list(result.programs),
                      result.has_drums, result.tempo, result.time_signature,
-                     task.split, task.official_duration_s])  # fmt: skip
+                     task.split, task.official_duration_s, task.input])  # fmt: skip
     manifest = pd.DataFrame(rows, columns=MANIFEST_COLUMNS).astype(
         {"duration_s": "float64", "n_notes": "int64", "n_tracks": "int64", "has_drums": "bool",
          "tempo": "float64", "time_signature": "object", "official_split": "object",
@@ -91,44 +100,76 @@ def write_raw(
         rel, data = midi[piece_id]
         (out / rel).parent.mkdir(parents=True, exist_ok=True)
         (out / rel).write_bytes(data)
-    report = pd.DataFrame(bad, columns=QUARANTINE_COLUMNS).sort_values(
-        ["dataset", "source"], kind="stable", ignore_index=True
-    )
+    bad += [[i.dataset, i.source, i.input, i.reason, i.detail] for i in issues if i.quarantined]
+    skipped = [[i.dataset, i.source, i.input, i.reason, i.detail] for i in issues
+               if not i.quarantined]  # fmt: skip
     write_parquet_atomic(out / "manifest.parquet", manifest)
-    write_parquet_atomic(out / "quarantine_report.parquet", report)
+    write_parquet_atomic(out / "quarantine_report.parquet", _report(bad, QUARANTINE_COLUMNS))
+    write_parquet_atomic(out / SKIPPED_REPORT, _report(skipped, SKIPPED_COLUMNS))
     write_parquet_atomic(out / "dedup_report.parquet", duplicates[DEDUP_COLUMNS])
-    summary = summarize(results, duplicates, dedup_mode)
+    summary = summarize(results, duplicates, dedup_mode, issues)
     write_json_atomic(out / "summary.json", summary)
     return summary
 
 
+def _report(rows: list[list[Any]], columns: list[str]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=columns, dtype=object).sort_values(
+        ["dataset", "source"], kind="stable", ignore_index=True
+    )
+
+
 def summarize(
-    results: list[PieceResult], duplicates: pd.DataFrame | None = None, dedup_mode: str = "none"
+    results: list[PieceResult],
+    duplicates: pd.DataFrame | None = None,
+    dedup_mode: str = "none",
+    issues: Sequence[InputIssue] = (),
 ) -> dict[str, Any]:
-    """Per dataset: kept (after dedup), quarantined, by_reason, duplicates removed, and kept
-    pieces repaired before export."""
+    """Per dataset: pieces kept (after dedup), quarantined and skipped with their reasons,
+    duplicates removed, kept pieces repaired before export; and `inputs`, the distinct input
+    files, each counted once in `inputs_by_status` (kept if any of its pieces is kept or a
+    duplicate, else quarantined if any is, else skipped), so inputs = kept + quarantined +
+    skipped there."""
     dropped = Counter() if duplicates is None else Counter(duplicates["dataset"])
     datasets: dict[str, dict[str, Any]] = {}
-    for result in results:
-        entry = datasets.setdefault(
-            result.task.dataset, {"kept": 0, "quarantined": 0, "by_reason": Counter(),
-                                  "duplicates": 0, "repaired": Counter()}
+    status: dict[str, dict[str, int]] = {}  # dataset -> input -> best status (0 kept .. 2)
+
+    def entry(name: str) -> dict[str, Any]:
+        return datasets.setdefault(
+            name, {"kept": 0, "quarantined": 0, "skipped": 0, "by_reason": Counter(),
+                   "skipped_by_reason": Counter(), "duplicates": 0, "repaired": Counter()}
         )  # fmt: skip
-        entry["kept" if result.kept else "quarantined"] += 1
-        entry["repaired"].update(result.repairs if result.kept else ())
+
+    def mark(dataset: str, path: str, rank: int) -> None:
+        seen = status.setdefault(dataset, {})
+        seen[path] = min(seen.get(path, rank), rank)
+
+    for result in results:
+        counts = entry(result.task.dataset)
+        mark(result.task.dataset, result.task.input or result.task.id, 0 if result.kept else 1)
+        counts["kept" if result.kept else "quarantined"] += 1
+        counts["repaired"].update(result.repairs if result.kept else ())
         if not result.kept:
-            entry["by_reason"][result.reason] += 1
-    for name, entry in datasets.items():
-        entry["duplicates"] = int(dropped.get(name, 0))
-        entry["kept"] -= entry["duplicates"]
-        entry["by_reason"] = dict(sorted(entry["by_reason"].items()))
-        entry["repaired"] = dict(sorted(entry["repaired"].items()))
+            counts["by_reason"][result.reason] += 1
+    for item in issues:
+        counts = entry(item.dataset)
+        mark(item.dataset, item.input, 1 if item.quarantined else 2)
+        counts["quarantined" if item.quarantined else "skipped"] += 1
+        counts["by_reason" if item.quarantined else "skipped_by_reason"][item.reason] += 1
+    for name, counts in datasets.items():
+        ranks = Counter(status.get(name, {}).values())
+        counts["inputs"] = sum(ranks.values())
+        counts["inputs_by_status"] = {"kept": ranks[0], "quarantined": ranks[1],
+                                      "skipped": ranks[2]}  # fmt: skip
+        counts["duplicates"] = int(dropped.get(name, 0))
+        counts["kept"] -= counts["duplicates"]
+        for key in ("by_reason", "skipped_by_reason", "repaired"):
+            counts[key] = dict(sorted(counts[key].items()))
     return {
         "datasets": dict(sorted(datasets.items())),
-        "kept": sum(e["kept"] for e in datasets.values()),
-        "quarantined": sum(e["quarantined"] for e in datasets.values()),
+        **{key: sum(e[key] for e in datasets.values())
+           for key in ("inputs", "kept", "quarantined", "skipped")},
         "duplicates": {"mode": dedup_mode, "removed": sum(dropped.values())},
-    }
+    }  # fmt: skip
 
 
 def run_split(params: DictConfig, layout: Layout) -> None:
@@ -139,7 +180,7 @@ def run_split(params: DictConfig, layout: Layout) -> None:
             f"{layout.raw_manifest} not found; run the datasets stage first "
             "(`dvc repro datasets` or `midilm datasets build`)"
         )
-    ratios = validate_ratios(plain_dict(params.dataset.split.ratios))
+    ratios = validate_ratios(dataset_spec(params).split.ratios)
     manifest = pd.read_parquet(layout.raw_manifest)
     manifest["split"] = assign_splits(manifest, ratios)
     manifest = manifest.sort_values("id", kind="stable", ignore_index=True)
@@ -161,7 +202,8 @@ def run_split(params: DictConfig, layout: Layout) -> None:
 
 
 def _failure_result(task: PieceTask, failure: TaskFailed) -> PieceResult:
-    """A killed or crashed worker: `timeout`, or the read/export error of the task's kind."""
+    """A task that gave no result: `timeout`, or `crash` with the exception or the way the
+    worker died (the input is in the task)."""
     if failure.reason == "timeout":
         return quarantined(task, "timeout", f"{failure} (dataset.timeout_s)")
-    return quarantined(task, failure_reason(task), str(failure))
+    return quarantined(task, "crash", str(failure))

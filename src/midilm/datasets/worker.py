@@ -1,4 +1,4 @@
-"""The per-piece work, run in a worker process: convert, validate, canonicalize, hash."""
+"""The per-piece work, run in a worker process: read, convert, validate, canonicalize, hash."""
 
 from __future__ import annotations
 
@@ -8,9 +8,18 @@ from symusic.core import ScoreTick
 
 from midilm.datasets.content_hash import note_content_hash, transposition_hash
 from midilm.datasets.converters import convert, failure_reason
+from midilm.datasets.inputs import InputError, display_text
 from midilm.datasets.music21_export import SourceError
 from midilm.datasets.sources import PieceTask
-from midilm.datasets.validate import Filters, Rejected, check_filters, load_midi, score_stats
+from midilm.datasets.validate import (
+    Rejected,
+    check_filters,
+    check_note_count,
+    check_values,
+    load_midi,
+    score_stats,
+)
+from midilm.specs.dataset import FilterSpec
 
 
 @dataclass(frozen=True)
@@ -38,7 +47,7 @@ class PieceResult:
 
 
 def quarantined(task: PieceTask, reason: str, detail: str) -> PieceResult:
-    return PieceResult(task=task, reason=reason, detail=detail)
+    return PieceResult(task=task, reason=reason, detail=display_text(detail))
 
 
 def score_meta(score: ScoreTick) -> dict[str, object]:
@@ -54,22 +63,39 @@ def score_meta(score: ScoreTick) -> dict[str, object]:
     }
 
 
-def process_piece(task: PieceTask, filters: Filters) -> PieceResult:
+def process_piece(task: PieceTask, filters: FilterSpec) -> PieceResult:
     """Materialize one piece; never raises for a bad piece, returns a quarantine result instead.
 
-    The canonical MIDI is symusic's dump of the loaded score, reloaded for the stats and hash, so
-    the manifest describes exactly the bytes that are stored.
+    Every step, reading and hashing included, is inside the handler. The canonical MIDI is
+    symusic's dump of the loaded score, reloaded for the stats and hash, so the manifest
+    describes exactly the bytes that are stored.
     """
     try:
-        data, repairs = convert(task)
-        canonical = load_midi(data).dumps_midi()
-        score = load_midi(canonical)
-        stats = score_stats(score)
-        check_filters(stats, filters)
-    except (SourceError, Rejected) as error:
+        return _materialize(task, filters)
+    except (SourceError, Rejected, InputError) as error:
+        if isinstance(error.__cause__, MemoryError):  # a reader that wraps every exception
+            return _out_of_memory(task, error.__cause__)
         return quarantined(task, error.reason, str(error))
+    except MemoryError as error:
+        return _out_of_memory(task, error)
     except Exception as error:  # a reader bug on odd input is still this file's problem
         return quarantined(task, failure_reason(task), f"{type(error).__name__}: {error}")
+
+
+def _out_of_memory(task: PieceTask, error: MemoryError) -> PieceResult:
+    return quarantined(task, "too_large", f"MemoryError {error} (over dataset.worker_memory_mb)")
+
+
+def _materialize(task: PieceTask, filters: FilterSpec) -> PieceResult:
+    data, repairs = convert(task, filters)
+    score = load_midi(data)
+    check_values(score, filters)
+    check_note_count(int(score.note_num()), filters)
+    canonical = score.dumps_midi()
+    del score
+    score = load_midi(canonical)
+    stats = score_stats(score)
+    check_filters(stats, filters)
     return PieceResult(
         task=task,
         midi=canonical,

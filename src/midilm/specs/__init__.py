@@ -8,9 +8,12 @@ missing from params.yaml is an error naming its conf file (`midilm.common.spec`)
 from collections.abc import Mapping
 from typing import Any
 
+from midilm.specs.audio import audio_spec
 from midilm.specs.augment import augment_spec
+from midilm.specs.dataset import dataset_spec
 from midilm.specs.evaluate import complexity_spec, evaluate_spec
 from midilm.specs.generate import GenerateSpec
+from midilm.specs.listen import listen_spec
 from midilm.specs.model import FinetuneSpec, ModelSpec, main_model, model_keys, model_spec
 from midilm.specs.tokenizer import tokenizer_keys, tokenizer_spec
 from midilm.specs.train import TrainSpec, WandbSpec
@@ -31,7 +34,8 @@ __all__ = [
 def resolve_all(params: Mapping[str, Any]) -> list[object]:
     """Every spec of these params (each model, tokenizer and group): a broken config fails here,
     not in the stage that reads it an hour later."""
-    specs: list[object] = [augment_spec(params), evaluate_spec(params), complexity_spec(params)]
+    specs: list[object] = [dataset_spec(params), augment_spec(params), evaluate_spec(params)]
+    specs += [complexity_spec(params), audio_spec(params), listen_spec(params)]
     specs += [model_spec(params, key) for key in model_keys(params)]
     specs += [tokenizer_spec(params, key) for key in tokenizer_keys(params)]
     specs.append(model_spec(params, main_model(params)))

@@ -3,15 +3,19 @@ bends written as pitch-bend events (range +-2 semitones, the General MIDI defaul
 
 from __future__ import annotations
 
+import io
 import json
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 import guitarpro as gp
 from symusic import Note, PitchBend, Score, Tempo, TimeSignature, Track
 
+from midilm.datasets.inputs import read_input
 from midilm.datasets.music21_export import SourceError
 from midilm.datasets.sources import PieceTask
+from midilm.specs.dataset import FilterSpec
 
 GP_TPQ = 960  # pyguitarpro's ticks per quarter; beats start at 960
 BEND_RANGE_SEMITONES = 2
@@ -70,6 +74,8 @@ def convert_track(track: gp.Track) -> Track:
     last_on_string: dict[int, list[int]] = {}
     for beat, note in _notes(track):
         start, length = beat.start - GP_TPQ, beat.duration.time
+        if start < 0 or length <= 0:
+            raise SourceError("bad_duration", f"a beat at tick {start} lasts {length} ticks")
         if note.type == gp.NoteType.tie and note.string in last_on_string:
             held = last_on_string[note.string]
             held[1] = start + length - held[0]
@@ -93,10 +99,21 @@ def convert_track(track: gp.Track) -> Track:
     return out
 
 
-def song_to_score(song: gp.Song, bend_tracks_only: bool = False) -> Score:
+def checked_qpm(value: object, filters: FilterSpec | None) -> float:
+    """A GuitarPro tempo as qpm; `bad_tempo` when it is not finite or outside the filters."""
+    qpm = float(value)  # type: ignore[arg-type]
+    low, high = (filters.min_qpm, filters.max_qpm) if filters else (0.0, math.inf)
+    if not (math.isfinite(qpm) and low <= qpm <= high and qpm > 0):
+        raise SourceError("bad_tempo", f"tempo {qpm!r} qpm is outside [{low:g}, {high:g}]")
+    return qpm
+
+
+def song_to_score(
+    song: gp.Song, bend_tracks_only: bool = False, filters: FilterSpec | None = None
+) -> Score:
     """The song in score order (repeats are not expanded), with its tempo changes and meters."""
     score = Score(GP_TPQ)
-    score.tempos.append(Tempo(0, qpm=float(song.tempo)))
+    score.tempos.append(Tempo(0, qpm=checked_qpm(song.tempo, filters)))
     meter = None
     for header in song.measureHeaders:
         sig = header.timeSignature
@@ -107,7 +124,8 @@ def song_to_score(song: gp.Song, bend_tracks_only: bool = False) -> Score:
     for beat in _beats(song.tracks[0]) if song.tracks else ():  # tempo changes sit on beats
         mix = beat.effect.mixTableChange
         if mix is not None and mix.tempo is not None and mix.tempo.value > 0:
-            score.tempos.append(Tempo(beat.start - GP_TPQ, qpm=float(mix.tempo.value)))
+            qpm = checked_qpm(mix.tempo.value, filters)
+            score.tempos.append(Tempo(beat.start - GP_TPQ, qpm=qpm))
     for track in song.tracks:
         if bend_tracks_only and not track_has_bends(track):
             continue
@@ -116,13 +134,14 @@ def song_to_score(song: gp.Song, bend_tracks_only: bool = False) -> Score:
     return score
 
 
-def guitarpro_task_to_midi(task: PieceTask) -> bytes:
+def guitarpro_task_to_midi(task: PieceTask, filters: FilterSpec) -> bytes:
     """Read `task.ref` with pyguitarpro; the options may reject the song (artist filter)."""
     options = GuitarProOptions.from_json(task.options)
+    data = read_input(task.ref, filters.max_file_bytes)
     try:
-        song = gp.parse(task.ref)
+        song = gp.parse(io.BytesIO(data))
     except Exception as error:
         raise SourceError("parse_error", f"pyguitarpro: {type(error).__name__}: {error}") from error
     if options.artists is not None and (song.artist or "").casefold() not in options.artists:
         raise SourceError("excluded", f"artist {song.artist!r} not in the options' artists list")
-    return song_to_score(song, options.bend_tracks_only).dumps_midi()
+    return song_to_score(song, options.bend_tracks_only, filters).dumps_midi()

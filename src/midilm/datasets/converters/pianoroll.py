@@ -18,7 +18,7 @@ def pianoroll_to_score(
     steps: Sequence[Sequence[float]], steps_per_quarter: int, qpm: float = DEFAULT_QPM
 ) -> Score:
     """A pitch sounding on consecutive steps is one held note (the roll cannot tell a held note
-    from a repeated one, so runs are merged); negative or NaN pitches are silence."""
+    from a repeated one, so runs are merged); negative, NaN or > 127 pitches are silence."""
     step_ticks = TPQ // steps_per_quarter
     score = Score(TPQ)
     score.tempos.append(Tempo(0, qpm=qpm))
@@ -26,7 +26,7 @@ def pianoroll_to_score(
     track = Track(name="pianoroll", program=0)
     started: dict[int, int] = {}  # pitch -> start step
     for index, step in enumerate([*steps, []]):  # a final empty step closes every note
-        now = {int(p) for p in step if p == p and p >= 0}  # p == p drops NaN
+        now = {int(p) for p in step if p == p and 0 <= p <= 127}  # p == p drops NaN
         for pitch in sorted(set(started) - now):
             begin = started.pop(pitch)
             track.notes.append(
