@@ -249,7 +249,9 @@ def test_a_pedal_on_its_own_track_holds_the_notes_of_its_channel(shared_datasets
     plain, shared = symusic.Score(str(path)), load_score(path)
     assert sum(len(t.pedals) for t in plain.tracks) == 0
     assert all(len(t.pedals) for t in shared.tracks)
-    lengths = [TOK.transformed(s).tracks[0].notes.numpy()["duration"].sum() for s in (plain, shared)]
+    lengths = [
+        TOK.transformed(s).tracks[0].notes.numpy()["duration"].sum() for s in (plain, shared)
+    ]
     assert lengths[1] > 1.5 * lengths[0]  # the pedal holds the notes
     assert TOK.encode(plain) != TOK.encode(shared)
 
