@@ -2,8 +2,8 @@
 
 The reference (briansemrau/MIDI-LLM-tokenizer, MIT, piano configuration) walks the file's
 messages merged into one stream and keeps per-channel state. Its observable rules, emulated
-here on a symusic score (each track standing for one channel; see `midi_channels` for files that
-spread a channel over several tracks):
+here on a symusic score read through `midi_channels.load_score` (tracks with the same
+channel-wide controllers share one channel's state, see `_channels`):
 
 - time: each message adds ``ticks * (tempo * 1e-6 / tpq) * 1000.0`` ms to a running gap (the
   same floating-point operations, so half-step ties round alike); a note event turns the gap
@@ -23,9 +23,11 @@ spread a channel over several tracks):
   `min_segment_s` is dropped.
 
 What a score cannot carry is not emulated: note-offs without a note-on, note-ons never released
-(symusic drops both), and the order of events that share a tick within one track (taken as:
-controllers, then note-offs, then note-ons, then the ends of zero-length notes).
-docs/midicompact.md has the comparison on real files.
+(symusic drops both), the order of messages that share a tick (taken as: tempo, controllers,
+note-offs, note-ons, ends of zero-length notes, track by track), and which track of a channel
+stored a controller (a channel spread over several tracks has its pedal and all-notes-off act
+after those tracks' notes of the tick, its volume before them). docs/midicompact.md has the
+comparison on real files.
 """
 
 from __future__ import annotations
