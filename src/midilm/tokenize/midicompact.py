@@ -10,9 +10,10 @@ times, so rounding never drifts). Decoding writes ticks at a fixed 120 BPM with 
 quarter, so one tick is exactly 1 ms and one wait step 8 ticks. Velocities go through
 `quantize_velocity` (16 bins, exponential curve), after channel volume (CC7) and expression (CC11)
 scale them (`volume_scaling`). All tracks merge into one (drums only with `include_drums`); the
-sustain pedal (CC64 >= 64) holds note-offs until it is released; a re-struck sounding note ends
-the previous one first. A track's controllers are those stored with it: read multi-track files
-through `midilm.tokenize.midi_channels` so that a channel's pedal reaches all its tracks.
+sustain pedal (CC64 >= 64) holds note-offs until it is released; a note struck again while it
+sounds needs no note-off (the new note-on ends it, as in the reference). A track's controllers
+are those stored with it: read multi-track files through `midilm.tokenize.midi_channels` so
+that a channel's pedal reaches all its tracks.
 
 `encode_segments` cuts a piece at silences longer than `max_silence_s` with no held note, each
 segment framed ``<start>`` ... ``<end>``: what the thesis trained on. `reference_mode` switches
@@ -223,7 +224,7 @@ class MidiCompactTokenizer(NamedVocabTokenizer):
         start, end, pitch, vel = self._raw_notes(score)
         keep = quantize_velocity(vel, *self.velocity_args) > 0
         start, end, pitch, vel = start[keep], end[keep], pitch[keep], vel[keep]
-        start, end, pitch, vel = _one_sounding_per_pitch(start, end, pitch, vel)
+        start, end, pitch, vel, _ = _one_sounding_per_pitch(start, end, pitch, vel)
         end = np.minimum(end, start + self.config.end_held_note_s)
         velocity = np.clip(np.rint(vel), 1, 127).astype(np.int8)
         result = symusic.Score(DECODE_TPQ)
@@ -244,7 +245,7 @@ class MidiCompactTokenizer(NamedVocabTokenizer):
     def snap_to_grid(self, score: symusic.Score) -> symusic.Score:
         """The score as this tokenizer sees it (merged, pedal applied, 8 ms grid, binned
         velocities, held notes cut): `decode(encode(s)) == snap_to_grid(s)` note for note."""
-        on, off, pitch, bin_ = self._notes(score)
+        on, off, pitch, bin_, _ = self._notes(score)
         dur = np.minimum(off - on, self._held_steps)
         vel = np.maximum(dequantize_velocity(bin_, *self.velocity_args), 1)
         rows = list(zip(on.tolist(), dur.tolist(), pitch.tolist(), vel.tolist(), strict=True))
@@ -283,9 +284,9 @@ class MidiCompactTokenizer(NamedVocabTokenizer):
         return start, end, pitch, vel
 
     def _notes(self, score: symusic.Score) -> tuple[np.ndarray, ...]:
-        """(onset, offset, pitch, bin) int64 arrays in steps: `_raw_notes` on the grid, notes
+        """(onset, offset, pitch, bin, cut) arrays in steps: `_raw_notes` on the grid, notes
         whose velocity bins to 0 dropped, one sounding note per pitch (a re-strike ends the
-        last)."""
+        last; `cut` marks the notes it ends before their own or the pedal's release)."""
         c = self.config
         start, end, pitch, vel = self._raw_notes(score)
         on = np.rint(start / c.step_s).astype(np.int64)
@@ -296,15 +297,19 @@ class MidiCompactTokenizer(NamedVocabTokenizer):
 
     def _events(self, score: symusic.Score) -> tuple[np.ndarray, ...]:
         """Note-on/off events sorted by (time, note, off before on): time, pitch, bin, and the
-        number of notes sounding after each event."""
-        on, off, pitch, bin_ = self._notes(score)
+        number of notes sounding after each event. As in the reference, a note cut short by a
+        re-strike of its pitch has no note-off: the next note-on ends it (`fix_repeated_notes`
+        decodes it so; without it, every note-off is written)."""
+        on, off, pitch, bin_, cut = self._notes(score)
         time = np.concatenate([on, off])
         pitch2 = np.concatenate([pitch, pitch])
         bins = np.concatenate([bin_, np.zeros_like(bin_)])
         is_on = np.concatenate([np.ones_like(on), np.zeros_like(off)])
         order = np.lexsort((is_on, pitch2, time))
         sounding = np.cumsum(np.where(is_on[order] == 1, 1, -1))
-        return time[order], pitch2[order], bins[order], sounding
+        written = ~np.concatenate([np.zeros_like(cut), cut & self.config.fix_repeated_notes])
+        keep = written[order]
+        return time[order][keep], pitch2[order][keep], bins[order][keep], sounding[keep]
 
     def _tokens(self, time: np.ndarray, pitch: np.ndarray, bin_: np.ndarray, start: int) -> Any:
         """Interleave waits (t125 repeated, then the rest) before each event's note token."""
@@ -344,9 +349,10 @@ def _one_sounding_per_pitch(
     on: np.ndarray, off: np.ndarray, pitch: np.ndarray, value: np.ndarray
 ) -> tuple[np.ndarray, ...]:
     """Notes sorted by (pitch, onset); of two same-pitch notes at one onset the longer stays,
-    and a note ends where the next one of its pitch starts (a re-strike ends the last)."""
+    and a note ends where the next one of its pitch starts (a re-strike ends the last). Also
+    returns `cut`: the notes so shortened (their own end was later)."""
     if not len(on):
-        return on, off, pitch, value
+        return on, off, pitch, value, on > 0
     order = np.lexsort((-off, on, pitch))
     on, off, pitch, value = on[order], off[order], pitch[order], value[order]
     same = pitch[1:] == pitch[:-1]
@@ -354,8 +360,8 @@ def _one_sounding_per_pitch(
     on, off, pitch, value = on[keep], off[keep], pitch[keep], value[keep]
     same = np.concatenate([pitch[1:] == pitch[:-1], [False]])
     nxt = np.concatenate([on[1:], on[:1]])  # the last entry is never used (same is False)
-    off = np.where(same, np.minimum(off, nxt), off)
-    return on, off, pitch, value
+    cut = same & (off > nxt)
+    return on, np.where(cut, nxt, off), pitch, value, cut
 
 
 def _pedal_intervals(
