@@ -58,3 +58,21 @@ def test_real_time_grid_ignores_the_tempo(chorale_midis: list[Path]) -> None:
         time_grid_s = 0.008
 
     assert time_grid_s(RealTime()) == 0.008 and time_grid_s(object()) is None
+
+
+def test_round_trip_compares_like_with_like(shared_datasets: Path) -> None:
+    """A pop song starting 7.7 s in (Simplified MIDI drops leading silence) and a pedalled
+    sonata (MIDICompact applies the pedal): lossless against the transformed piece, far off
+    against the raw one, and the transform column says why."""
+    from midilm.tokenize.fidelity import COMPARISONS, roundtrip_fidelity
+
+    one_track = shared_datasets / "miditok_test_midis" / "tests" / "MIDIs_one_track"
+    giant = shared_datasets / "giantmidi_piano_eval" / "midis_for_evaluation" / "ground_truth"
+    paths = [one_track / "POP909_022.mid", giant / "beethoven_sonata_no_10_hisamori_cut_mov_1.mid"]
+    for name, raw_below in (("simplified_midi", 0.6), ("midicompact", 0.9)):
+        result = roundtrip_fidelity(build_tokenizer({"name": name}), [*paths, "missing.mid"])
+        assert list(result) == list(COMPARISONS)
+        assert all(r["pieces"] == 2 for r in result.values())  # the missing file is left out
+        f1 = {key: r["f1"] for key, r in result.items()}
+        assert f1["roundtrip"] > 0.99 and f1["roundtrip_on_grid"] == 1.0, (name, f1)
+        assert f1["roundtrip_raw"] < raw_below and abs(f1["transform"] - f1["roundtrip_raw"]) < 0.01

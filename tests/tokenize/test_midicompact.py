@@ -91,11 +91,23 @@ def test_sustain_pedal_holds_note_offs_until_release() -> None:
 def test_long_silence_starts_a_new_segment_unless_a_note_is_held() -> None:
     notes = [(0, 1000, 60, V), (13000, 1000, 62, V)]
     segments = TOK.encode_segments(score_ms(notes))
-    first = [note_id(60, 10), *wait(1000), note_id(60, 0)]
-    assert segments == [first, [note_id(62, 10), *wait(1000), note_id(62, 0)]]
+    first = [TOK.bos_id, note_id(60, 10), *wait(1000), note_id(60, 0), TOK.eos_id]
+    second = [TOK.bos_id, note_id(62, 10), *wait(1000), note_id(62, 0), TOK.eos_id]
+    assert segments == [first, second]
     assert len(TOK.encode(score_ms(notes))) == 6 + len(wait(12000))  # the whole piece waits
     held = score_ms([*notes, (0, 14000, 36, V)])  # a bass note spans the silence
     assert len(TOK.encode_segments(held)) == 1
+    # a silence of exactly max_silence_s does not split; a pedal-held note counts as held
+    assert len(TOK.encode_segments(score_ms([(0, 1000, 60, V), (11000, 1000, 62, V)]))) == 1
+    pedalled = score_ms(notes, pedals=[(500, 12800)])
+    assert len(TOK.encode_segments(pedalled)) == 1
+
+
+def test_short_segments_are_left_out_with_min_segment_s() -> None:
+    notes = [(0, 1000, 60, V), (13000, 3000, 62, V)]
+    tok = MidiCompactTokenizer(MidiCompactConfig(min_segment_s=2.0))
+    (kept,) = tok.encode_segments(score_ms(notes))
+    assert kept[1] == note_id(62, 10) and TOK.encode_segments(score_ms([])) == []
 
 
 def test_simultaneous_events_sort_by_note_with_the_off_first() -> None:
@@ -148,7 +160,11 @@ def test_exact_round_trip_on_real_pieces_on_the_grid(
         assert note_f1(snapped, decoded, 0) == (1.0, 1.0, 1.0)
         assert rows(TOK.decode(TOK.encode(score))) == rows(snapped)
         segments = TOK.encode_segments(score)
-        assert sum(len(s) for s in segments) <= len(TOK.encode(score))
+        assert all(s[0] == TOK.bos_id and s[-1] == TOK.eos_id for s in segments)
+        inner = [i for s in segments for i in s[1:-1]]
+        assert [i for i in inner if i >= TOK.note_offset] == [
+            i for i in TOK.encode(score) if i >= TOK.note_offset
+        ]  # the same note events; only the waits of leading and long silences go
 
 
 @st.composite
@@ -198,3 +214,86 @@ def test_build_save_load(tmp_path: Path) -> None:
     assert isinstance(loaded, MidiCompactTokenizer) and loaded.config == tok.config
     with pytest.raises(ValueError, match="velocity_expo"):
         build_tokenizer({"name": "midicompact", "midicompact": {"velocity_expo": 1.0}})
+
+
+def with_controls(score: symusic.Score, controls: list[tuple[int, int, int]]) -> symusic.Score:
+    """`score` with (time_ms, number, value) control changes added to its first track."""
+    for time, number, value in controls:
+        score.tracks[0].controls.append(symusic.ControlChange(time, number, value))
+    return score
+
+
+def test_volume_and_expression_scale_velocity() -> None:
+    notes = [(0, 496, 60, 100), (1000, 496, 62, 100), (2000, 496, 64, 100)]
+    controls = [(500, 7, 64), (1500, 11, 32)]  # volume halves, then expression quarters
+    score = with_controls(score_ms(notes), controls)
+    expected = quantize_velocity([100, 100 * 64 / 127, 100 * 64 / 127 * 32 / 127]).tolist()
+    names = TOK.to_text(TOK.encode(score)).split()
+    assert [int(t.split(":")[1], 16) for t in names if ":" in t][::2] == expected
+    plain = MidiCompactTokenizer(MidiCompactConfig(volume_scaling=False))
+    assert {n.velocity for n in plain.decode(plain.encode(score)).tracks[0].notes} == {
+        LEVELS[int(quantize_velocity(100))]
+    }
+    # volume 0 silences a note: there is no token for it (bin 0 is a note-off)
+    silent = with_controls(score_ms(notes[:1]), [(0, 7, 0)])
+    assert TOK.encode(silent) == [] and TOK.transformed(silent).note_num() == 0
+
+
+def test_a_pedal_on_its_own_track_holds_the_notes_of_its_channel(shared_datasets: Path) -> None:
+    """GiantMIDI's ground truth keeps the pedal of some pieces on a track without notes, which
+    symusic drops; read through `load_score`, every note track of the channel gets it."""
+    from midilm.tokenize.midi_channels import load_score
+
+    giant = shared_datasets / "giantmidi_piano_eval" / "midis_for_evaluation" / "ground_truth"
+    path = giant / "scriabin_etude_op_42_no_4_dery.mid"
+    plain, shared = symusic.Score(str(path)), load_score(path)
+    assert sum(len(t.pedals) for t in plain.tracks) == 0
+    assert all(len(t.pedals) for t in shared.tracks)
+    lengths = [
+        TOK.transformed(s).tracks[0].notes.numpy()["duration"].sum() for s in (plain, shared)
+    ]
+    assert lengths[1] > 1.5 * lengths[0]  # the pedal holds the notes
+    assert TOK.encode(plain) != TOK.encode(shared)
+
+
+def test_decoded_pieces_match_the_transformed_piece(shared_datasets: Path) -> None:
+    """decode(encode(x)) against `transformed(x)`: what the encoding does is all that changes
+    (compared in seconds on the 8 ms grid, one step of tolerance)."""
+    from midilm.tokenize.fidelity import match_notes, notes_at_seconds, prf
+    from midilm.tokenize.midi_channels import load_score
+
+    def f1(reference: symusic.Score, decoded: symusic.Score) -> float:
+        ref, dec = notes_at_seconds(reference, 0.008), notes_at_seconds(decoded, 0.008)
+        return prf(match_notes(ref, dec), len(ref), len(dec))[2]
+
+    giant = shared_datasets / "giantmidi_piano_eval" / "midis_for_evaluation" / "ground_truth"
+    for name in ("chopin_etude_op_10_no_12.mid", "beethoven_sonata_no_10_hisamori_cut_mov_1.mid"):
+        score = load_score(giant / name)
+        decoded = TOK.decode(TOK.encode(score))
+        assert f1(TOK.transformed(score), decoded) > 0.99
+        assert f1(score, decoded) < 0.8  # against the piece without its pedal
+
+
+def test_a_note_struck_again_under_the_pedal_needs_no_note_off() -> None:
+    """As in the reference, the re-strike ends the held note; decoding gives the same notes."""
+    score = score_ms([(0, 100, 60, V), (496, 100, 60, V)], pedals=[(50, 1950)])
+    assert TOK.to_text(TOK.encode(score)) == "3c:a t62 3c:a t125 t63 3c:0"
+    assert rows(TOK.decode(TOK.encode(score))) == [(0, 496, 60, V), (496, 1504, 60, V)]
+    explicit = MidiCompactTokenizer(MidiCompactConfig(fix_repeated_notes=False))
+    assert explicit.to_text(explicit.encode(score)) == "3c:a t62 3c:0 3c:a t125 t63 3c:0"
+
+
+def test_exact_round_trip_of_pedalled_performances(shared_datasets: Path) -> None:
+    from midilm.tokenize.midi_channels import load_score
+
+    giant = shared_datasets / "giantmidi_piano_eval" / "midis_for_evaluation" / "ground_truth"
+    one_track = shared_datasets / "miditok_test_midis" / "tests" / "MIDIs_one_track"
+    for path in (giant / "chopin_etude_op_10_no_12.mid", one_track / "Maestro_1.mid"):
+        score = load_score(path)
+        ids = TOK.encode(score)
+        decoded, dropped = TOK.decode_with_report(ids)
+        assert rows(decoded) == rows(TOK.snap_to_grid(score))
+        # only the note-offs of notes the decoder already released after 5 s go unused
+        assert dropped <= sum(1 for r in rows(decoded) if r[1] == 5000)
+        offs = sum(1 for i in ids if i >= TOK.note_offset and (i - TOK.note_offset) % 16 == 0)
+        assert offs < 0.9 * score.note_num()  # re-strikes under the pedal carry no note-off

@@ -23,8 +23,8 @@ from midilm.tokenize.stage import run_tokenize
 
 STATS_KEYS = {"tokenizer", "vocab_size", "pieces", "sequences", "tokens", "notes", "duration_s",
               "tokens_per_note", "tokens_per_second", "seq_len_p50", "seq_len_p95", "failed",
-              "per_split", "roundtrip", "roundtrip_on_grid", "family", "max_pieces",
-              "segments", "trained"}  # fmt: skip
+              "per_split", "roundtrip", "roundtrip_raw", "transform", "roundtrip_on_grid",
+              "family", "max_pieces", "segments", "trained"}  # fmt: skip
 SPEED_KEYS = {"tokenizer", "files", "workers", "start_method", "seconds", "encode_files_per_s"}
 
 

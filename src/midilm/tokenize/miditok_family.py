@@ -18,7 +18,7 @@ import miditok
 import numpy as np
 import symusic
 
-from midilm.tokenize.base import MIDITOK_CLASSES
+from midilm.tokenize.base import MIDITOK_CLASSES, DecodeError, as_id
 
 SPECIAL_TOKENS = ["PAD", "BOS", "EOS"]
 TRAINING_MODELS = ("BPE", "Unigram")
@@ -86,13 +86,29 @@ class MidiTokTokenizer:
         ]
 
     def decode(self, ids: Sequence[int]) -> symusic.Score:
-        """Decode; ids out of range and special tokens are dropped, never a crash."""
+        """Decode; ids out of range and special tokens are dropped. A non-integer id, or ids
+        MidiTok cannot turn into a score (times past the last tick a MIDI file holds, which
+        symusic refuses), raise DecodeError."""
         specials = {self.pad_id, self.bos_id, self.eos_id}
-        kept = [int(i) for i in ids if 0 <= int(i) < self.vocab_size and int(i) not in specials]
+        checked = (as_id(raw, k) for k, raw in enumerate(ids))
+        kept = [i for i in checked if 0 <= i < self.vocab_size and i not in specials]
         tokens: list[Any] = list(self._compounds(kept)) if self.is_compound else kept
         if not tokens:
             return symusic.Score(self._tok.time_division)
-        return self._tok.decode(tokens)
+        try:
+            score = self._tok.decode(tokens)
+        except MemoryError:
+            raise
+        except Exception as exc:  # MidiTok's own failure on a sequence it cannot read
+            raise DecodeError(
+                f"{self.name}: MidiTok could not decode {len(kept)} ids "
+                f"({type(exc).__name__}: {exc})"
+            ) from exc
+        for track in score.tracks:  # a time that wrapped past int32 would be negative
+            notes = track.notes.numpy()
+            if len(notes["time"]) and (notes["time"].min() < 0 or notes["duration"].min() < 0):
+                raise DecodeError(f"{self.name}: the ids decode to negative times (past int32)")
+        return score
 
     def _compounds(self, ids: Sequence[int]) -> Iterator[list[int]]:
         """Regroup flat ids into compound tokens; incomplete or out-of-order groups are dropped."""

@@ -10,6 +10,10 @@ adds ``:b{bend}``, the pitch bend in effect at the note's onset on its track, qu
 Ids use a factored vocabulary, one token per field value (``p60 v80 d96 t0 [b23]`` per note).
 A duration or time above its cap (``max_duration``/``max_time``) is split into several tokens of
 the same field (cap, cap, ..., rest) that decoding adds up, so any value round-trips.
+
+Decoding is total (docs/decoding.md): a velocity of 0 decodes to 1 (a sounding note, not a
+note-off); a text word's duration or time is at most `MAX_WORD_TICKS`; times past the last tick a
+MIDI file holds raise `DecodeError`.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import Any
 import numpy as np
 import symusic
 
+from midilm.tokenize.base import MAX_TICK, DecodeError, as_id, check_text
 from midilm.tokenize.named_vocab import NamedVocabTokenizer, check_include_drums, encoded_tracks
 
 FAMILY = "simplified_midi"
@@ -29,7 +34,9 @@ SPECIALS = ("<pad>", "<start>", "<end>")
 NO_BEND = 8192
 BEND_BINS = 47
 FIELDS = "pvdtb"
-WORD = re.compile(r"p(\d+):v(\d+):d(\d+):t(\d+)(?::b(\d+))?")
+WORD = re.compile(r"p(\d{1,9}):v(\d{1,9}):d(\d{1,9}):t(\d{1,9})(?::b(\d{1,9}))?", re.ASCII)
+# the longest duration or time one text word may give (~341 s): a word's ids stay bounded
+MAX_WORD_TICKS = 2**16 - 1
 
 
 def bend_to_bin(x: Any) -> np.ndarray:
@@ -144,7 +151,7 @@ class SimplifiedMidiTokenizer(NamedVocabTokenizer):
                 onset.astype(np.int32),
                 notes[:, 2].astype(np.int32),
                 notes[:, 0].astype(np.int8),
-                notes[:, 1].astype(np.int8),
+                np.maximum(notes[:, 1], 1).astype(np.int8),  # v0 would be a note-off
                 "tick",
             )
             if self.config.bend:
@@ -155,6 +162,29 @@ class SimplifiedMidiTokenizer(NamedVocabTokenizer):
                 )
         score.tracks.append(track)
         return score
+
+    def transformed(self, score: symusic.Score) -> symusic.Score:
+        """The piece with this encoding's documented transformations and nothing else, in real
+        time (1 ms ticks, not its grid): tracks merged (drums per `include_drums`) and the
+        leading silence dropped (a piece starts at its first onset). Round-trip F1 compares
+        decoded pieces with this."""
+        sec = score if score.ttype == symusic.TimeUnit.second else score.to("second")
+        parts = [t.notes.numpy() for t in encoded_tracks(sec, self.config.include_drums)]
+        result = symusic.Score(500)  # 1 tick = 1 ms at 120 BPM
+        result.tempos.append(symusic.Tempo(0, qpm=QPM))
+        track = symusic.Track("Simplified MIDI", self.config.program, False)
+        if parts:
+            onset = np.concatenate([p["time"] for p in parts]).astype(np.float64)
+            dur = np.concatenate([p["duration"] for p in parts]).astype(np.float64)
+            track.notes = symusic.Note.from_numpy(
+                np.rint((onset - onset.min()) * 1000.0).astype(np.int32),
+                np.rint(dur * 1000.0).astype(np.int32),
+                np.concatenate([p["pitch"] for p in parts]).astype(np.int8),
+                np.concatenate([p["velocity"] for p in parts]).astype(np.int8),
+                "tick",
+            )
+        result.tracks.append(track)
+        return result
 
     def snap_to_grid(self, score: symusic.Score) -> symusic.Score:
         """The score as this encoding sees it (96 tpq at 120 BPM from its first onset, one
@@ -169,20 +199,24 @@ class SimplifiedMidiTokenizer(NamedVocabTokenizer):
         return notes_to_text(notes, self.config.bend)
 
     def from_text_with_report(self, text: str) -> tuple[list[int], int]:
-        """(ids, dropped words): words that do not parse or hold out-of-range values are
-        dropped and counted (a word's bend is ignored in the form without bends)."""
-        rows, dropped = [], 0
+        """(ids, dropped words): words that do not parse or hold out-of-range values (pitch or
+        velocity over 127, a bend bin over 46, a duration or time over `MAX_WORD_TICKS`) are
+        dropped and counted (a word's bend is ignored in the form without bends). Text that is
+        not a str, or onsets past `MAX_TICK`, raise DecodeError."""
+        rows, dropped, onset = [], 0, 0
         no_bend = int(bend_to_bin(NO_BEND))
-        for word in text.split():
+        for word in check_text(text).split():
             m = WORD.fullmatch(word)
             if m is None:
                 dropped += 1
                 continue
             p, v, d, t = (int(g) for g in m.groups()[:4])
             b = int(m.group(5)) if m.group(5) is not None else no_bend
-            if p > 127 or v > 127 or b >= BEND_BINS:
+            if p > 127 or v > 127 or b >= BEND_BINS or max(d, t) > MAX_WORD_TICKS:
                 dropped += 1
                 continue
+            _check_time(onset + max(d, t), word, len(rows) + dropped)
+            onset += t
             rows.append((p, v, d, t, b))
         notes = np.asarray(rows, dtype=np.int64).reshape(-1, 5)
         return self._id_array(notes).tolist(), dropped
@@ -225,8 +259,9 @@ class SimplifiedMidiTokenizer(NamedVocabTokenizer):
             elif note:
                 dropped += note[6]
 
-        for raw in ids:
-            i = int(raw)
+        onset = 0  # of the note being read, in ticks
+        for position, raw in enumerate(ids):
+            i = as_id(raw, position)
             rank = int(self._field_of[i]) if 0 <= i < self.vocab_size else -2
             if rank == -1:  # specials
                 continue
@@ -236,14 +271,25 @@ class SimplifiedMidiTokenizer(NamedVocabTokenizer):
             value = i - self._offset[FIELDS[rank]]
             if rank == 0:
                 close()
+                onset += note[3] if note and note[5] >= 2 else 0
                 note = [value, 0, 0, 0, no_bend, 0, 1]
             elif note and (rank == note[5] + 1 or (rank == note[5] and rank in (2, 3))):
                 note[rank] = note[rank] + value if rank in (2, 3) else value
                 note[5], note[6] = rank, note[6] + 1
+                _check_time(onset + max(note[2], note[3]), self._names[i], position)
             else:
                 dropped += 1
         close()
         return np.asarray(rows, dtype=np.int64).reshape(-1, 5), dropped
+
+
+def _check_time(tick: int, token: str, position: int) -> None:
+    """A DecodeError naming `token` when `tick` passes the last tick a MIDI file holds."""
+    if tick > MAX_TICK:
+        raise DecodeError(
+            f"token {token} at position {position} takes the piece past tick {MAX_TICK} "
+            f"({MAX_TICK / TICKS_PER_SECOND / 3600:.0f} h), the longest a MIDI file can hold"
+        )
 
 
 def notes_to_text(notes: np.ndarray, bend: bool) -> str:

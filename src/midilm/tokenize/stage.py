@@ -1,6 +1,6 @@
 """Stage `tokenize@KEY`: every piece of the augmented manifest encoded with tokenizer KEY of
 params `tokenizers` (BOS + tokens + EOS per piece, or per segment), with stats and the round-trip
-F1 of the test originals.
+F1 of the test originals (`midilm.tokenize.fidelity.roundtrip_fidelity`).
 
 Outputs: data/tokens/KEY/{tokenizer.json, sequences.parquet, stats.json}, byte-identical across
 runs with the same inputs, and outputs/speed/tokenize-KEY.json, the wall-clock measurement.
@@ -9,12 +9,10 @@ runs with the same inputs, and outputs/speed/tokenize-KEY.json, the wall-clock m
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
-import symusic
 
 from midilm.common.io import atomic_dir, write_json_atomic
 from midilm.common.logging import get_logger
@@ -24,79 +22,13 @@ from midilm.specs.tokenizer import TokenizerSpec, tokenizer_spec
 from midilm.store.sequences import PIECE_COLUMNS, SEQUENCES_FILE, sequences_table, write_table
 from midilm.tokenize.base import MusicTokenizer, build_tokenizer
 from midilm.tokenize.encode import encode_files
-from midilm.tokenize.fidelity import match_notes, notes_at, notes_at_seconds, prf, time_grid_s
-from midilm.tokenize.parallel import Bounds, map_chunks, start_method, worker_state
+from midilm.tokenize.fidelity import roundtrip_fidelity
+from midilm.tokenize.parallel import start_method
 from midilm.tokenize.stats import sequence_stats
 
 log = get_logger(__name__)
 
 STATS_FILE = "stats.json"
-
-
-# --- round trip ---------------------------------------------------------------------------------
-
-RoundTrip = tuple[int, int, int]  # matched, reference notes, decoded notes
-
-
-def compare_notes(
-    tokenizer: MusicTokenizer,
-    reference: symusic.Score,
-    decoded: symusic.Score,
-    onset_tol_ticks: int = 1,
-    duration_tol: float = 0.2,
-) -> RoundTrip:
-    """(matched, reference notes, decoded notes) at the tokenizer's grid: seconds for real-time
-    tokenizers (tempo-independent), else its positions per quarter."""
-    step_s = time_grid_s(tokenizer)
-    if step_s is not None:
-        ref, dec = notes_at_seconds(reference, step_s), notes_at_seconds(decoded, step_s)
-    else:
-        base = int(getattr(tokenizer, "resolution", 0)) or decoded.ticks_per_quarter
-        ref, dec = notes_at(reference, base), notes_at(decoded, base)
-    return match_notes(ref, dec, onset_tol_ticks, duration_tol), len(ref), len(dec)
-
-
-def roundtrip_counts(
-    tokenizer: MusicTokenizer, path: Path | str, onset_tol_ticks: int = 1
-) -> tuple[RoundTrip, RoundTrip] | None:
-    """(raw, on grid) counts for one file, or None when it fails.
-
-    raw: decode(encode(piece)) against the piece, within `onset_tol_ticks` grid steps.
-    on grid: the piece snapped to the tokenizer's grid and rules (g = decode(encode(piece)))
-    against decode(encode(g)), matched exactly (same pitch, onset and duration step)."""
-    try:
-        reference = symusic.Score(str(path))
-        once = tokenizer.decode(tokenizer.encode(reference))
-        twice = tokenizer.decode(tokenizer.encode(once))
-    except Exception:  # already reported in `failed`
-        return None
-    raw = compare_notes(tokenizer, reference, once, onset_tol_ticks)
-    return raw, compare_notes(tokenizer, once, twice, 0, 0.0)
-
-
-def _roundtrip_chunk(bounds: Bounds) -> list[tuple[RoundTrip, RoundTrip] | None]:
-    tokenizer, paths = worker_state()
-    return [roundtrip_counts(tokenizer, paths[k]) for k in range(*bounds)]
-
-
-def roundtrip_summary(counts: Sequence[RoundTrip | None]) -> dict[str, Any]:
-    """Micro-averaged note P/R/F1 from `roundtrip_counts` results (None: a failed file)."""
-    done = [c for c in counts if c is not None]
-    if not done:
-        return {"pieces": 0, "precision": None, "recall": None, "f1": None}
-    matched, n_ref, n_dec = (sum(c[i] for c in done) for i in range(3))  # micro-average
-    precision, recall, f1 = prf(matched, n_ref, n_dec)
-    return {"pieces": len(done), "precision": _r(precision), "recall": _r(recall), "f1": _r(f1)}
-
-
-def roundtrip_f1(
-    tokenizer: MusicTokenizer, paths: Sequence[Path | str], workers: int = 1
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(raw, on grid) micro-averaged note P/R/F1 of encode -> decode over `paths`."""
-    chunks = map_chunks(tokenizer, _roundtrip_chunk, paths, workers, "round-trip")
-    counts = [c for chunk in chunks for c in chunk]
-    raw = roundtrip_summary([c[0] if c else None for c in counts])
-    return raw, roundtrip_summary([c[1] if c else None for c in counts])
 
 
 # --- the stage ----------------------------------------------------------------------------------
@@ -134,7 +66,7 @@ def run_tokenize(
         log.warning("tokenize %s: skipped %s (%s)", spec.key, f["id"], f["reason"])
 
     originals = manifest[(manifest["split"] == "test") & ~manifest["augmented"].astype(bool)]
-    raw, on_grid = roundtrip_f1(tokenizer, [layout.root / p for p in originals["path"]], workers)
+    fidelity = roundtrip_fidelity(tokenizer, [layout.root / p for p in originals["path"]], workers)
 
     rows = pieces.iloc[encoded.files].reset_index(drop=True)
     table = sequences_table(
@@ -147,8 +79,7 @@ def run_tokenize(
     )
     stats = sequence_stats(spec.key, tokenizer, rows, encoded.lengths, failed)
     stats.update(
-        roundtrip=raw,
-        roundtrip_on_grid=on_grid,
+        **fidelity,
         family=spec.family,
         max_pieces=spec.max_pieces,
         segments=spec.segments,
@@ -174,8 +105,8 @@ def run_tokenize(
         stats["sequences"],
         stats["tokens"],
         len(failed),
-        raw["f1"],
-        on_grid["f1"],
+        fidelity["roundtrip"]["f1"],
+        fidelity["roundtrip_on_grid"]["f1"],
         speed["encode_files_per_s"],
     )
     return stats
@@ -204,6 +135,3 @@ def _train_vocabulary(
     tokenizer.train(spec.train.vocab_size, spec.train.model, paths)  # type: ignore[attr-defined]
     return {"model": spec.train.model, "vocab_size": spec.train.vocab_size, "files": len(paths)}
 
-
-def _r(value: float) -> float:
-    return round(float(value), 6)
