@@ -30,9 +30,9 @@ from midilm.common.paths import Layout
 from midilm.datasets.inputs import walk
 from midilm.datasets.pool import TimeoutPool
 from midilm.datasets.sources import MIDI_SUFFIXES, PieceTask, ReadRules, files_tasks
-from midilm.specs.dataset import FilterSpec, SourceSpec
 from midilm.datasets.stage import _failure_result, write_raw
 from midilm.datasets.worker import process_piece
+from midilm.specs.dataset import FilterSpec, SourceSpec
 
 FILTERS = FilterSpec(min_notes=1, max_notes=500_000, min_duration_s=0.0, max_duration_s=7200,
                      max_tracks=64, max_file_bytes=2**24, min_qpm=1, max_qpm=10_000)  # fmt: skip

@@ -21,7 +21,7 @@ from midilm.specs.tokenizer import tokenizer_spec
 from midilm.specs.train import TrainSpec, train_spec
 from midilm.store.binidx import BinIdxWriter, dtype_for_vocab
 from midilm.store.sequences import write_sequences
-from midilm.tokenize.base import build_tokenizer
+from midilm.tokenize.factory import build_tokenizer
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATASETS = Path(

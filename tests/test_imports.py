@@ -17,9 +17,10 @@ def module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def imports_of(path: Path) -> set[str]:
+def imports_of(path: Path, modules: set[str]) -> set[str]:
     """Every midilm module `path` imports, at module level or in a function; imports under
-    `if TYPE_CHECKING:` are annotations only and do not count."""
+    `if TYPE_CHECKING:` are annotations only and do not count. `from pkg import sub` of a
+    submodule counts as importing `sub` (its package is already being imported)."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
     found: set[str] = set()
 
@@ -30,8 +31,10 @@ def imports_of(path: Path) -> set[str]:
             if isinstance(child, ast.Import):
                 found.update(a.name for a in child.names)
             elif isinstance(child, ast.ImportFrom) and child.module and not child.level:
-                found.add(child.module)
-                found.update(f"{child.module}.{a.name}" for a in child.names)
+                subs = {f"{child.module}.{a.name}" for a in child.names} & modules
+                found.update(subs)
+                if len(subs) < len(child.names):  # names defined in the module itself
+                    found.add(child.module)
             visit(child)
 
     visit(tree)
@@ -42,7 +45,7 @@ def imports_of(path: Path) -> set[str]:
 def graph() -> dict[str, set[str]]:
     modules = {module_name(p): p for p in SRC.rglob("*.py")}
     return {
-        name: {m for m in imports_of(path) if m in modules and m != name}
+        name: {m for m in imports_of(path, set(modules)) if m in modules and m != name}
         for name, path in modules.items()
     }
 

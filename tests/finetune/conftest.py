@@ -18,7 +18,7 @@ from midilm.finetune.data import Header
 from midilm.finetune.standin import train_offline_tokenizer
 from midilm.finetune.train import finetune_job
 from midilm.specs import ModelSpec, model_spec
-from midilm.tokenize.base import build_tokenizer
+from midilm.tokenize.factory import build_tokenizer
 from midilm.tokenize.simplified_midi import SimplifiedMidiTokenizer
 from midilm.train.run import run_job
 from tests.conftest import REPO_ROOT, write_split_and_tokens

@@ -9,7 +9,7 @@ import symusic
 
 from midilm.specs.tokenizer import tokenizer_spec
 from midilm.tokenize import load_tokenizer
-from midilm.tokenize.base import build_tokenizer
+from midilm.tokenize.factory import build_tokenizer
 from midilm.tokenize.fidelity import note_f1
 from midilm.tokenize.miditok_family import MIDITOK_CLASSES, MidiTokTokenizer
 

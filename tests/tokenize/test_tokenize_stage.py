@@ -17,8 +17,8 @@ from midilm.augment.stage import run_augment
 from midilm.common.paths import Layout
 from midilm.common.spec import ConfigError
 from midilm.tokenize import load_tokenizer
-from midilm.tokenize.base import build_tokenizer
 from midilm.tokenize.encode import piece_sequences
+from midilm.tokenize.factory import build_tokenizer
 from midilm.tokenize.stage import run_tokenize
 
 STATS_KEYS = {"tokenizer", "vocab_size", "pieces", "sequences", "tokens", "notes", "duration_s",

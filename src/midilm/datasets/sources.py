@@ -11,7 +11,6 @@ folder). Listing never stops on one input: a file that cannot be listed or read 
 from __future__ import annotations
 
 import re
-from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -316,19 +315,6 @@ def issue(
     )
 
 
-def registry_source_tasks(dataset: str, cfg: SourceSpec, rules: ReadRules) -> Listing:
-    from midilm.datasets.listing import registry_tasks
-
-    return registry_tasks(dataset, cfg, rules)
-
-
-SOURCE_LISTERS = {  # dataset.sources kinds (midilm.specs.dataset.SOURCE_KINDS)
-    "music21_chorales": chorale_tasks,
-    "music21_abc": abc_tasks,
-    "registry": registry_source_tasks,
-}
-
-
 def select(listing: Listing, dataset: str, cfg: SourceSpec, cap: int | None = None) -> Listing:
     """Apply the optional `names` list (piece names, e.g. bwv277) then `max_pieces`, and `cap`
     (`dataset.max_pieces_per_source`, any dataset: what the smoke profile sets). Pieces left
@@ -353,29 +339,3 @@ def select(listing: Listing, dataset: str, cfg: SourceSpec, cap: int | None = No
         if t.id not in chosen
     ]
     return Listing(kept, listing.issues + left_out)
-
-
-def collect_tasks(spec: DatasetSpec) -> Listing:
-    """Every piece of every enabled source and folder, in a deterministic order, and every
-    input that gives none."""
-    rules = ReadRules.of(spec)
-    listing = Listing()
-    for name, cfg in sorted(spec.sources.items()):
-        if cfg.enabled:
-            listing.extend(
-                select(
-                    SOURCE_LISTERS[cfg.kind](name, cfg, rules),
-                    name,
-                    cfg,
-                    spec.max_pieces_per_source,
-                )
-            )
-    for name, cfg in sorted(spec.folders.items()):
-        if cfg.enabled:
-            listing.extend(
-                select(folder_tasks(name, cfg, rules), name, cfg, spec.max_pieces_per_source)
-            )
-    dupes = sorted(i for i, n in Counter(t.id for t in listing.tasks).items() if n > 1)[:5]
-    if dupes:  # a bug in a source's naming, not the user's: fail before the work starts
-        raise ValueError(f"duplicate piece ids {dupes}; piece names must be unique per dataset")
-    return listing

@@ -14,9 +14,10 @@ from omegaconf import DictConfig
 from midilm.common.io import atomic_dir, write_json_atomic, write_parquet_atomic
 from midilm.common.logging import get_logger, progress_disabled
 from midilm.common.paths import Layout, relpath
+from midilm.datasets.collect import collect_tasks
 from midilm.datasets.dedup import DEDUP_COLUMNS, deduplicate
 from midilm.datasets.pool import TaskFailed, TimeoutPool
-from midilm.datasets.sources import InputIssue, PieceTask, collect_tasks
+from midilm.datasets.sources import InputIssue, PieceTask
 from midilm.datasets.split import SPLITS, assign_splits, validate_ratios
 from midilm.datasets.worker import PieceResult, process_piece, quarantined
 from midilm.specs.dataset import FilterSpec, dataset_spec

@@ -20,6 +20,7 @@ from midilm.datasets.validate import (
     score_stats,
 )
 from midilm.specs.dataset import FilterSpec
+from midilm.tokenize.midi_channels import share_channel_controls
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,9 @@ def _out_of_memory(task: PieceTask, error: MemoryError) -> PieceResult:
 
 def _materialize(task: PieceTask, filters: FilterSpec) -> PieceResult:
     data, repairs = convert(task, filters)
-    score = load_midi(data)
+    # channel-wide controllers (sustain pedal, volume, expression) stored on a track of their
+    # own reach the tracks they act on, so no later reader of the canonical file loses them
+    score = load_midi(share_channel_controls(data))
     check_values(score, filters)
     check_note_count(int(score.note_num()), filters)
     canonical = score.dumps_midi()

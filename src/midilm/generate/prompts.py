@@ -20,7 +20,7 @@ from midilm.specs.generate import GenerateSpec, RandomPromptSpec
 from midilm.store.sequences import SEQUENCES_FILE
 from midilm.tokenize.base import MusicTokenizer
 from midilm.tokenize.encode import encode_ids
-from midilm.tokenize.midicompact import dequantize_velocity
+from midilm.tokenize.velocity import dequantize_velocity
 
 RANDOM_TPQ, RANDOM_QPM = 500, 120.0  # 1 tick = 1 ms
 WAIT_MS = 8  # seed 001's wait step

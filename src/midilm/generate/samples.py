@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import symusic
 import torch
 from tqdm import tqdm
 
@@ -14,10 +15,11 @@ from midilm.common.io import atomic_dir, write_json_atomic
 from midilm.common.logging import get_logger, progress_disabled
 from midilm.common.paths import relpath
 from midilm.common.seeding import derive_seed
-from midilm.generate.codec import Codec, Prepared, seconds_of
+from midilm.generate.codec import Codec, Decoded, Prepared, seconds_of
 from midilm.generate.prompts import Prompt
 from midilm.generate.sampling import Sampling, generate
 from midilm.specs.generate import GenerateSpec
+from midilm.tokenize.base import DecodeError
 
 log = get_logger(__name__)
 
@@ -80,13 +82,25 @@ def continue_prompts(
     return out
 
 
+def decode_or_report(
+    codec: Codec, prepared: Prepared, new: Sequence[int]
+) -> tuple[Decoded, str | None]:
+    """The decoded sample, or an empty score and the reason when the ids do not decode (a model
+    can write anything: `midilm.tokenize.base.DecodeError` names the token)."""
+    try:
+        return codec.decode(prepared, new), None
+    except DecodeError as exc:
+        log.warning("a sample does not decode: %s", exc)
+        return Decoded(symusic.Score(), 0, len(new)), f"DecodeError: {exc}"
+
+
 def _long_enough(
     codec: Codec, chunk: Sequence[Prepared], seconds: float
 ) -> Callable[[int, list[int]], bool]:
     """Row `row` is done once prompt plus continuation last `seconds` of music."""
 
     def done(row: int, new: list[int]) -> bool:
-        return seconds_of(codec.decode(chunk[row], new).score) >= seconds
+        return seconds_of(decode_or_report(codec, chunk[row], new)[0].score) >= seconds
 
     return done
 
@@ -103,7 +117,7 @@ def write_samples(
     samples = []
     with atomic_dir(out_dir) as tmp:
         for index, (prepared, new) in enumerate(results):
-            decoded = codec.decode(prepared, new)
+            decoded, error = decode_or_report(codec, prepared, new)
             name = f"sample_{index:03d}.mid"
             decoded.score.dump_midi(str(tmp / name))
             samples.append(

@@ -20,7 +20,8 @@ from midilm.models.io import load_model
 from midilm.models.runtime import deterministic, quiet_transformers, resolve_device
 from midilm.specs import GenerateSpec, ModelSpec, model_spec
 from midilm.specs.audio import audio_spec
-from midilm.tokenize.base import MusicTokenizer, load_tokenizer
+from midilm.tokenize.base import MusicTokenizer
+from midilm.tokenize.factory import load_tokenizer
 
 
 def sample_set(

@@ -11,7 +11,7 @@ from midilm.common.paths import Layout
 from midilm.specs.tokenizer import tokenizer_spec
 from midilm.store.packed import pack
 from midilm.store.sequences import SEQUENCES_FILE, vocab_size_of
-from midilm.tokenize.base import load_tokenizer
+from midilm.tokenize.factory import load_tokenizer
 
 log = get_logger(__name__)
 

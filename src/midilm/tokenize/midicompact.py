@@ -24,7 +24,6 @@ equal MIDI-LLM-tokenizer's; docs/midicompact.md lists every difference between t
 from __future__ import annotations
 
 import itertools
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +33,7 @@ import symusic
 
 from midilm.tokenize.base import MAX_TICK, DecodeError, as_id, check_text
 from midilm.tokenize.named_vocab import NamedVocabTokenizer, check_include_drums, encoded_tracks
+from midilm.tokenize.velocity import dequantize_velocity, quantize_velocity
 
 FAMILY = "midicompact"
 SPECIALS = ("<pad>", "<start>", "<end>")
@@ -41,30 +41,6 @@ NOTES = 128
 DECODE_TPQ = 500  # ticks per quarter of decoded scores: at 120 BPM one tick is 1 ms
 DECODE_QPM = 120.0
 SUSTAIN, VOLUME, EXPRESSION = 64, 7, 11
-
-
-def quantize_velocity(
-    velocity: Any, bins: int = 16, exp: float = 0.33, events: int = 128
-) -> np.ndarray:
-    """MIDI velocity (0..127, float allowed) -> bin (0..bins-1), exponential curve; linear
-    when `exp` == 1. The reference's formula, operation for operation (same bins on floats)."""
-    v = np.clip(np.asarray(velocity, dtype=np.float64), 0, events - 1)
-    bin_size = events / (bins - 1)
-    curve = v if exp == 1.0 else events * ((exp ** (v / events) - 1.0) / (exp - 1.0))
-    return np.clip(np.ceil(curve / bin_size), 0, bins - 1).astype(np.int64)
-
-
-def dequantize_velocity(
-    bin_: Any, bins: int = 16, exp: float = 0.33, events: int = 128
-) -> np.ndarray:
-    """Bin -> the velocity it stands for: the inverse (log) of `quantize_velocity`'s curve."""
-    b = np.asarray(bin_, dtype=np.float64)
-    bin_size = events / (bins - 1)
-    if exp == 1.0:
-        v = b * bin_size - 1.0
-    else:
-        v = events * (np.log((exp - 1.0) * bin_size * b / events + 1.0) / math.log(exp)) - 1.0
-    return np.clip(np.ceil(v), 0, events - 1).astype(np.int64)
 
 
 @dataclass(frozen=True)

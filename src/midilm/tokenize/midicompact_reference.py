@@ -40,7 +40,7 @@ import numpy as np
 import symusic
 
 from midilm.tokenize.midi_channels import CHANNEL_CONTROLS
-from midilm.tokenize.midicompact import quantize_velocity
+from midilm.tokenize.velocity import quantize_velocity
 
 if TYPE_CHECKING:
     from midilm.tokenize.midicompact import MidiCompactTokenizer

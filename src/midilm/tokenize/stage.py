@@ -20,8 +20,9 @@ from midilm.common.paths import Layout
 from midilm.common.seeding import seeded_order
 from midilm.specs.tokenizer import TokenizerSpec, tokenizer_spec
 from midilm.store.sequences import PIECE_COLUMNS, SEQUENCES_FILE, sequences_table, write_table
-from midilm.tokenize.base import MusicTokenizer, build_tokenizer
+from midilm.tokenize.base import MusicTokenizer
 from midilm.tokenize.encode import encode_files
+from midilm.tokenize.factory import build_tokenizer
 from midilm.tokenize.fidelity import roundtrip_fidelity
 from midilm.tokenize.parallel import start_method
 from midilm.tokenize.stats import sequence_stats

@@ -14,7 +14,7 @@ from midilm.common.paths import Layout
 from midilm.models import build_model, count_parameters
 from midilm.specs import ModelSpec
 from midilm.store.packed import training_stats
-from midilm.tokenize.base import load_tokenizer
+from midilm.tokenize.factory import load_tokenizer
 from midilm.train.data import WindowBatches, load_stream
 from midilm.train.loop import TrainResult
 from midilm.train.metrics import loss_metrics, split_counts, validation_metrics
