@@ -34,6 +34,8 @@ start=$(date +%s)
 export PYTHONPATH="$site:$PWD/src:$PWD${PYTHONPATH:+:$PYTHONPATH}"
 export PYTHONUNBUFFERED=1 MIDILM_NO_PROGRESS=1 HF_HUB_OFFLINE=1 WANDB_MODE=disabled
 export TOKENIZERS_PARALLELISM=false
+# before cuBLAS starts, as the deterministic steps (the stage's settings, resume) want it
+export CUBLAS_WORKSPACE_CONFIG=${CUBLAS_WORKSPACE_CONFIG:-:4096:8}
 case " $* " in *" --dry-run "*) ;; *) export DS_ACCELERATOR=cuda ;; esac
 commit=${GPU_CHECK_COMMIT:-$(git rev-parse HEAD 2>/dev/null || true)}
 left=$((budget - ($(date +%s) - start)))

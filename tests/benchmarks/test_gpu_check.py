@@ -48,7 +48,7 @@ def test_the_dry_run_executes_every_step(dry_run: tuple[dict[str, Any], str]) ->
     result, log = dry_run
     steps = result["steps"]
     assert result["dry_run"] is True
-    assert list(steps) == [s.name for s in gpu_check.STEPS]
+    assert set(steps) == {s.name for s in gpu_check.STEPS}
     failed = {k: v.get("traceback", v.get("error")) for k, v in steps.items()
               if v["status"] not in ("ok", "skipped")}  # fmt: skip
     assert not failed, failed
@@ -76,12 +76,14 @@ def test_the_dry_run_executes_every_step(dry_run: tuple[dict[str, Any], str]) ->
     for family in gpu_steps.FAMILIES:
         trained = steps[f"train_{family}"]
         assert trained["tokens_per_s"] > 0 and trained["peak_memory_mb"] > 0
-        assert trained["loss_last"] == pytest.approx(6.2, abs=0.5)  # ~ln(501) at the start
+        assert 5.2 < trained["loss_last"] < 8.5  # untrained: about ln(501) = 6.2
 
     kernel = steps["rwkv6_kernel"]
     assert kernel["regimes"]["mild_decay"]["within_tolerance"]
     assert kernel["regimes"]["strong_decay"]["within_tolerance"]  # the pairwise score path
-    assert kernel["model"]["within_tolerance"]
+    assert (
+        kernel["model"]["within_tolerance"] and kernel["model"]["logits_relative_error_fp32"] < 1e-4
+    )
 
     lora = steps["qlora"]
     assert lora["nf4"]["status"] == "skipped" and "CUDA" in lora["nf4"]["reason"]
