@@ -441,9 +441,6 @@ def main() -> None:
     names = args.configs.split(",") if args.configs else list(configurations(args.device))
     env = environment()  # before the runs: the load average shows whether the machine was busy
     results = {name: launch(args, name) for name in names}
-    for name, result in results.items():
-        if "strategy" in result:
-            result["gradient_checkpointing"] = configurations(args.device)[name][2]
     peak = None
     if args.device == "cuda":
         peak = matmul_peak_flops(torch.device("cuda"))["best"]
