@@ -133,6 +133,7 @@ def write_samples(
                     "seconds": round(seconds_of(decoded.score), 3),
                     "dropped_tokens": decoded.dropped,
                     "eos": bool(new) and codec.end_id is not None and new[-1] == codec.end_id,
+                    "error": error,
                 }
             )
             log.info("generate %s: %d tokens, %d notes", name, len(new), samples[-1]["notes"])
