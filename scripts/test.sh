@@ -5,5 +5,5 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/setup.sh
 export PATH="$PWD/.venv/bin:$PATH"
-ruff check src stages flows tests benchmarks
+ruff check src flows tests benchmarks
 exec pytest "$@"
