@@ -98,7 +98,7 @@ def melody_tokens(score: symusic.Score, spec: MusicSpec) -> np.ndarray:
     start, end, pitch = start[keep], end[keep], fold_into_keys(notes["pitch"][keep], spec)
     if len(start) == 0:
         return np.empty(0, dtype=np.int64)
-    t0, step, eps = start.min(), spec.step_seconds, 1e-9
+    t0, step, eps = start.min(), spec.step_seconds, 1e-3  # steps; absorbs float32 seconds
     count = int(np.ceil((end.max() - t0) / step - eps))
     top = np.full(count, -1, dtype=np.int64)
     first = np.ceil((start - t0) / step - eps).astype(np.int64)  # first sample at or after start

@@ -82,7 +82,7 @@ def rollout_rewards(
     prefixes_per_chunk = max(1, max_rows // per_prefix)
     for first in range(1, length, prefixes_per_chunk):
         prefixes = range(first, min(first + prefixes_per_chunk, length))
-        completed = _complete(policy, sequences, hs, cs, prefixes, rollouts, generator)
+        completed = complete_prefixes(policy, sequences, hs, cs, prefixes, rollouts, generator)
         scores = discriminator.real_probability(completed, score_tokens)
         scores = scores.view(len(prefixes), rollouts, batch).mean(dim=1)  # [G, B]
         for i, g in enumerate(prefixes):
@@ -90,7 +90,7 @@ def rollout_rewards(
     return rewards
 
 
-def _complete(
+def complete_prefixes(
     policy: SeqLSTM,
     sequences: torch.Tensor,
     hs: torch.Tensor,
