@@ -134,9 +134,13 @@ def train_seqgan(
     stop_requested: Callable[[], bool] = lambda: False,
 ) -> Trained:
     """Run Algorithm 1 for `task`, resuming from what `work_dir` holds (see module docstring)."""
-    identity = {
-        "seqgan": as_dict(spec),
+    identity = {  # what shapes the trained networks (not observers, not checkpoint intervals)
+        "seed": spec.seed,
+        "generator": as_dict(spec.generator),
+        "mle": spec.mle_for(task).identity(),
         "task": task.name,
+        "discriminator": as_dict(task.discriminator),
+        "schedule": as_dict(task.schedule),
         "identity": task.identity,
         "data": data_hash(task.train, task.valid),
         "device": device.type,
@@ -405,7 +409,6 @@ class _Adversarial:
                 since_save = 0
             if stopping and done < len(self.plan):
                 raise Preempted(done)
-        clear(self.policy)
         return [self._curve_dict(row) for row in self.curve_rows]
 
     def _curve_dict(self, row: list[Any]) -> dict[str, Any]:

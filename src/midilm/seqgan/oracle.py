@@ -84,7 +84,7 @@ def oracle_task(spec: SeqGANSpec, device: torch.device) -> tuple[Task, SeqLSTM]:
         discriminator=o.discriminator,
         schedule=o.schedule,
         curve=curve,
-        identity={"oracle": oracle_fingerprint(oracle)},
+        identity={"oracle": oracle_fingerprint(oracle), "curve_samples": o.curve_samples},
     )
     return task, oracle
 
