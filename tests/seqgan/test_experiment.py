@@ -53,7 +53,9 @@ def test_oracle_then_music_end_to_end(
     assert not (oracle_dir(layout) / "work").exists()
     assert read_json(oracle_dir(layout) / "speed.json")["peak_memory_mb"] > 0
 
-    music = run_music_task(tiny_spec, layout, music_dir(layout), tmp_path / "samples")
+    speed = tmp_path / "speed" / "music.json"
+    music = run_music_task(tiny_spec, layout, music_dir(layout), tmp_path / "samples", speed)
+    assert read_json(speed)["wall_s"] > 0 and not (music_dir(layout) / "speed.json").exists()
     assert set(music["rows"]) == {"random", "mle", "seqgan", "valid split (real melodies)"}
     assert 0 < music["rows"]["mle"]["bleu4"] <= 1 and music["rows"]["seqgan"]["mse"] >= 0
     assert music["rows"]["random"]["mse"] > music["rows"]["mle"]["mse"]

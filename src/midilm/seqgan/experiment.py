@@ -3,8 +3,9 @@ out_dir/work), the task's final scores, then the outputs published atomically.
 
 Outputs in `out_dir`: curve.csv (the learning curve: one row per point, `epoch` counting MLE
 epochs then adversarial batches after them, as the paper's figures), speed.json (wall time and
-peak memory; differs between runs) and metrics.json (written last: its presence means the rest
-is complete). out_dir/work holds the checkpoints while running and is removed on success.
+peak memory; differs between runs; or in a `speed_file` of its own) and metrics.json (written
+last: its presence means the rest is complete). out_dir/work holds the checkpoints while
+running and is removed on success.
 """
 
 from __future__ import annotations
@@ -39,9 +40,11 @@ def run_experiment(
     make_task: Callable[[torch.device], Task],
     score: Callable[[Trained, torch.device], dict[str, Any]],
     out_dir: Path,
+    speed_file: Path | None = None,
 ) -> dict[str, Any]:
     """Build the task, train (resuming from out_dir/work), score and publish; metrics.json's
-    content. On SIGTERM: checkpoint, then exit with REQUEUE_EXIT_CODE."""
+    content. On SIGTERM: checkpoint, then exit with REQUEUE_EXIT_CODE. The measured speed goes
+    to `speed_file` when given (kept out of the deterministic outputs), else out_dir/speed.json."""
     device = resolve_device(spec.mle.device)
     start = time.perf_counter()
     with deterministic(spec.seed, spec.mle.threads), stop_on_sigterm() as stop_requested:
@@ -68,9 +71,13 @@ def run_experiment(
         "wall_s": round(time.perf_counter() - start, 3),
         "peak_memory_mb": round(peak_memory_mb(device), 1),
     }
-    with publish_outputs(out_dir, OUTPUTS) as tmp:
+    if speed_file is not None:
+        write_json_atomic(speed_file, speed)
+    names = OUTPUTS if speed_file is None else tuple(n for n in OUTPUTS if n != SPEED)
+    with publish_outputs(out_dir, names) as tmp:
         write_text_atomic(tmp / CURVE, curve_csv(trained.curve))
-        write_json_atomic(tmp / SPEED, speed)
+        if speed_file is None:
+            write_json_atomic(tmp / SPEED, speed)
         write_json_atomic(tmp / METRICS, metrics)
     shutil.rmtree(out_dir / WORK, ignore_errors=True)
     log.info("seqgan %s: %s", task.name, metrics.get("rows"))

@@ -270,12 +270,17 @@ def score_melodies(generated: np.ndarray, test: np.ndarray, spec: MusicSpec) -> 
 
 
 def run_music_task(
-    spec: SeqGANSpec, layout: Layout, out_dir: Path, samples_dir: Path | None = None
+    spec: SeqGANSpec,
+    layout: Layout,
+    out_dir: Path,
+    samples_dir: Path | None = None,
+    speed_file: Path | None = None,
 ) -> dict[str, Any]:
     """Train random -> MLE -> SeqGAN on the split's melodies; write out_dir/{metrics.json,
-    curve.csv, speed.json} and the SeqGAN generator's samples as MIDI with samples.json in
-    `samples_dir` (default outputs/samples/seqgan); metrics.json's content. Resumes from
-    out_dir/work; on SIGTERM checkpoints and exits with REQUEUE_EXIT_CODE."""
+    curve.csv}, the speed (out_dir/speed.json, or `speed_file`) and the SeqGAN generator's
+    samples as MIDI with samples.json in `samples_dir` (default outputs/samples/seqgan);
+    metrics.json's content. Resumes from out_dir/work; on SIGTERM checkpoints and exits with
+    REQUEUE_EXIT_CODE."""
     m = spec.music
     melodies = load_melodies(m, layout)
     validation = "valid split"
@@ -320,4 +325,6 @@ def run_music_task(
             "samples_dir": relpath(samples_dir, layout.root),
         }
 
-    return run_experiment(spec, lambda device: music_task(spec, melodies), score, out_dir)
+    return run_experiment(
+        spec, lambda device: music_task(spec, melodies), score, out_dir, speed_file
+    )

@@ -93,10 +93,13 @@ def oracle_fingerprint(oracle: SeqLSTM) -> str:
     return data_hash(*(p.detach() for p in oracle.parameters()))
 
 
-def run_oracle_experiment(spec: SeqGANSpec, out_dir: Path) -> dict[str, Any]:
+def run_oracle_experiment(
+    spec: SeqGANSpec, out_dir: Path, speed_file: Path | None = None
+) -> dict[str, Any]:
     """Train random -> MLE -> SeqGAN against the oracle; write out_dir/{metrics.json,
-    curve.csv, speed.json} and return metrics.json's content. Resumes from out_dir/work after
-    a kill; on SIGTERM checkpoints and exits with REQUEUE_EXIT_CODE."""
+    curve.csv} and the speed (out_dir/speed.json, or `speed_file`); metrics.json's content.
+    Resumes from out_dir/work after a kill; on SIGTERM checkpoints and exits with
+    REQUEUE_EXIT_CODE."""
     holder: dict[str, SeqLSTM] = {}
 
     def make(device: torch.device) -> Task:
@@ -106,7 +109,7 @@ def run_oracle_experiment(spec: SeqGANSpec, out_dir: Path) -> dict[str, Any]:
     def score(trained: Trained, device: torch.device) -> dict[str, Any]:
         return oracle_metrics(spec, holder["oracle"], trained, device)
 
-    return run_experiment(spec, make, score, out_dir)
+    return run_experiment(spec, make, score, out_dir, speed_file)
 
 
 def oracle_metrics(
