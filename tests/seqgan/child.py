@@ -1,5 +1,5 @@
-"""Run one SeqGAN oracle experiment in its own process (the resume tests kill it):
-`python tests/seqgan/child.py PARAMS_YAML OUT_DIR`."""
+"""Run the `seqgan_oracle` stage in its own process (the resume tests kill it):
+`python tests/seqgan/child.py PARAMS_YAML ROOT`."""
 
 from __future__ import annotations
 
@@ -8,9 +8,8 @@ from pathlib import Path
 
 import yaml
 
-from midilm.seqgan.oracle import run_oracle_experiment
-from midilm.specs.seqgan import seqgan_spec
+from midilm.common.paths import Layout
+from midilm.seqgan.stage import run_seqgan_oracle
 
 if __name__ == "__main__":
-    params = yaml.safe_load(Path(sys.argv[1]).read_text())
-    run_oracle_experiment(seqgan_spec(params), Path(sys.argv[2]))
+    run_seqgan_oracle(yaml.safe_load(Path(sys.argv[1]).read_text()), Layout(Path(sys.argv[2])))

@@ -21,7 +21,8 @@ from midilm.orchestration.launch import REQUEUE_EXIT_CODE
 from midilm.seqgan.music import load_melodies, run_music_task
 from midilm.seqgan.oracle import run_oracle_experiment
 from midilm.seqgan.report import music_dir, oracle_dir, seqgan_table
-from midilm.specs.seqgan import SeqGANSpec, seqgan_spec
+from midilm.seqgan.stage import run_seqgan_oracle
+from midilm.specs.seqgan import SeqGANSpec
 from tests.seqgan.conftest import nottingham_layout, seqgan_params
 from tests.train.launching import stage_env
 
@@ -96,36 +97,39 @@ def _outputs(out: Path) -> dict[str, bytes]:
 
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
-    out = tmp_path_factory.mktemp("uninterrupted") / "oracle"
-    run_oracle_experiment(seqgan_spec(seqgan_params(**SLOW)), out)
-    return _outputs(out)
+    layout = Layout(tmp_path_factory.mktemp("uninterrupted"))
+    run_seqgan_oracle(seqgan_params(**SLOW), layout)
+    assert layout.speed_file("seqgan", "oracle").exists()
+    return _outputs(oracle_dir(layout))
 
 
-def _interrupt(tmp_path: Path, checkpoints: str, sig: signal.Signals) -> tuple[Path, int]:
-    """Start the experiment in a subprocess; send `sig` once `out/work/<checkpoints>` holds a
-    checkpoint; the output folder and the exit code."""
-    params, out = tmp_path / "params.yaml", tmp_path / "oracle"
+def _interrupt(layout: Layout, checkpoints: str, sig: signal.Signals) -> int:
+    """Run the stage in a subprocess; send `sig` once out/work/<checkpoints> holds a
+    checkpoint; the exit code."""
+    params = layout.root / "params.yaml"
     params.write_text(yaml.safe_dump(seqgan_params(**SLOW)))
     child = Path(__file__).with_name("child.py")
-    process = subprocess.Popen([sys.executable, str(child), str(params), str(out)],
+    process = subprocess.Popen([sys.executable, str(child), str(params), str(layout.root)],
                                env=stage_env(), stderr=subprocess.DEVNULL)  # fmt: skip
     deadline = time.monotonic() + 120
-    while not list((out / "work" / checkpoints).glob("step-*")):
+    while not list((oracle_dir(layout) / "work" / checkpoints).glob("step-*")):
         assert process.poll() is None, "the run ended before its first checkpoint"
         assert time.monotonic() < deadline, "no checkpoint within 120 s"
         time.sleep(0.02)
     process.send_signal(sig)
-    return out, process.wait(timeout=60)
+    return process.wait(timeout=60)
 
 
 @pytest.mark.slow
 def test_sigkill_in_the_adversarial_phase_then_resume_equals_uninterrupted(
     tmp_path: Path, uninterrupted: dict[str, bytes]
 ) -> None:
-    out, code = _interrupt(tmp_path, "adversarial_checkpoints", signal.SIGKILL)
-    assert code == -signal.SIGKILL and not (out / "metrics.json").exists()
+    layout = Layout(tmp_path)
+    out = oracle_dir(layout)
+    assert _interrupt(layout, "adversarial_checkpoints", signal.SIGKILL) == -signal.SIGKILL
+    assert not (out / "metrics.json").exists()
     assert (out / "work" / "mle.safetensors").exists()  # MLE done; adversarial checkpointed
-    run_oracle_experiment(seqgan_spec(seqgan_params(**SLOW)), out)
+    run_seqgan_oracle(seqgan_params(**SLOW), layout)
     assert _outputs(out) == uninterrupted
 
 
@@ -133,8 +137,8 @@ def test_sigkill_in_the_adversarial_phase_then_resume_equals_uninterrupted(
 def test_sigterm_in_mle_checkpoints_exits_to_be_requeued_and_resumes_exactly(
     tmp_path: Path, uninterrupted: dict[str, bytes]
 ) -> None:
-    out, code = _interrupt(tmp_path, "mle_checkpoints", signal.SIGTERM)
-    assert code == REQUEUE_EXIT_CODE
-    assert list((out / "work" / "mle_checkpoints").glob("step-*"))
-    run_oracle_experiment(seqgan_spec(seqgan_params(**SLOW)), out)
-    assert _outputs(out) == uninterrupted
+    layout = Layout(tmp_path)
+    assert _interrupt(layout, "mle_checkpoints", signal.SIGTERM) == REQUEUE_EXIT_CODE
+    assert list((oracle_dir(layout) / "work" / "mle_checkpoints").glob("step-*"))
+    run_seqgan_oracle(seqgan_params(**SLOW), layout)
+    assert _outputs(oracle_dir(layout)) == uninterrupted
