@@ -170,10 +170,16 @@ def train_seqgan(
 
 
 def rollout_policy_name(rate: float) -> str:
+    """How the roll-out policy ran, for metrics.json and T6."""
     if rate == 0:
-        return "live (update rate 0: the roll-out network is the current generator, as the "
-        "reference code runs)"
-    return f"delayed (update rate {rate}, as the paper states)"
+        return (
+            "live (update rate 0: the roll-out network is the current generator, as the "
+            "reference code's graph computes)"
+        )
+    return (
+        f"delayed (update rate {rate}: beta <- {rate} beta + {1 - rate:.2g} theta after each "
+        "generator step, the reference code's update as written)"
+    )
 
 
 # --- MLE pre-training through the one loop ---------------------------------------------------

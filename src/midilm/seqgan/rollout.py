@@ -12,10 +12,10 @@ are the first ones). Nothing is re-run from the first token. Prefixes are taken 
 most `max_rows` sequences, so memory grows linearly with the sequence length (the time, with
 T(T-1)/2 sampled tokens per sequence and roll-out, quadratically).
 
-The roll-out policy: the paper updates its parameters as beta <- rate x beta + (1 - rate) x theta
-after each generator step (rate 0.8; the reference copies the embedding outright), but the
-reference code's roll-out graph reads the generator's live variables, so in effect it always
-equals the current generator. `update_rate` 0 gives that live behaviour exactly.
+The roll-out policy: the reference code's roll-out class is written to update its parameters as
+beta <- rate x beta + (1 - rate) x theta after each generator step (rate 0.8, the embedding
+copied outright), but its roll-out graph reads the generator's live variables, so in effect it
+always equals the current generator. `update_rate` 0 gives that live behaviour exactly.
 """
 
 from __future__ import annotations
