@@ -27,10 +27,14 @@ app = typer.Typer(
 datasets_app = typer.Typer(
     help="Stage `datasets`: build the selected datasets, or list them.", no_args_is_help=True
 )
+seqgan_app = typer.Typer(
+    help="SeqGAN's two experiments (stages `seqgan_oracle`, `seqgan_music`).", no_args_is_help=True
+)
 params_app = typer.Typer(
     help="Compose and check params.yaml from conf/ (Hydra).", no_args_is_help=True
 )
 app.add_typer(datasets_app, name="datasets")
+app.add_typer(seqgan_app, name="seqgan")
 app.add_typer(params_app, name="params")
 app.add_typer(wandb_sync.app, name="wandb")
 app.add_typer(listen_cli.app, name="listen")
@@ -40,6 +44,9 @@ ParamsOption = Annotated[Path, typer.Option("--params", help="Params file to rea
 RootOption = Annotated[Path, typer.Option("--root", help="Repository root (outputs go under it).")]
 TokenizerKey = Annotated[str, typer.Argument(help="A key of params `tokenizers`.")]
 ModelKey = Annotated[str, typer.Argument(help="A key of params `models`.")]
+SamplesKey = Annotated[
+    str, typer.Argument(help="A key of params `models`, or `seqgan` (SeqGAN's melodies).")
+]
 
 
 def _plain(params: Path) -> dict[str, Any]:
@@ -146,10 +153,11 @@ def generate(
 
 @app.command()
 def render(
-    key: ModelKey, params: ParamsOption = Path("params.yaml"), root: RootOption = Path(".")
+    key: SamplesKey, params: ParamsOption = Path("params.yaml"), root: RootOption = Path(".")
 ) -> None:
     """Stage `render@KEY`: model KEY's samples and the pieces they continued rendered with
-    FluidSynth (reverb and chorus off) to FLAC and MP3 -> outputs/audio/KEY/ (audio.json)."""
+    FluidSynth (reverb and chorus off) to FLAC and MP3 -> outputs/audio/KEY/ (audio.json).
+    Stage `render_seqgan` is KEY `seqgan`."""
     from midilm.audio.stage import run_render
 
     run_render(_plain(params), Layout(root), key)
@@ -193,10 +201,11 @@ def reference(params: ParamsOption = Path("params.yaml"), root: RootOption = Pat
 
 @app.command()
 def evaluate(
-    key: ModelKey, params: ParamsOption = Path("params.yaml"), root: RootOption = Path(".")
+    key: SamplesKey, params: ParamsOption = Path("params.yaml"), root: RootOption = Path(".")
 ) -> None:
     """Stage `evaluate@KEY`: model KEY's samples scored (per-piece metrics, seed 001's metrics in
-    both variants, their distribution against the test split's) -> outputs/metrics/KEY/."""
+    both variants, their distribution against the test split's) -> outputs/metrics/KEY/.
+    Stage `evaluate_seqgan` is KEY `seqgan`."""
     from midilm.evaluate.stage import run_evaluate
 
     run_evaluate(_plain(params), Layout(root), key)
@@ -209,6 +218,26 @@ def complexity(params: ParamsOption = Path("params.yaml"), root: RootOption = Pa
     from midilm.models.stage import run_complexity
 
     run_complexity(_plain(params), Layout(root))
+
+
+@seqgan_app.command("oracle")
+def seqgan_oracle(params: ParamsOption = Path("params.yaml"), root: RootOption = Path(".")) -> None:
+    """Stage `seqgan_oracle`: SeqGAN's synthetic experiment (an oracle LSTM's sequences;
+    random, MLE and SeqGAN generators scored by NLL-oracle; the learning curve)
+    -> outputs/seqgan/oracle/."""
+    from midilm.seqgan.stage import run_seqgan_oracle
+
+    run_seqgan_oracle(_plain(params), Layout(root))
+
+
+@seqgan_app.command("music")
+def seqgan_music(params: ParamsOption = Path("params.yaml"), root: RootOption = Path(".")) -> None:
+    """Stage `seqgan_music`: SeqGAN's melody task on the split's folk tunes (BLEU-4 and MSE of
+    MLE and SeqGAN; the learning curve) -> outputs/seqgan/music/, the SeqGAN generator's melodies
+    as MIDI -> outputs/samples/seqgan/."""
+    from midilm.seqgan.stage import run_seqgan_music
+
+    run_seqgan_music(_plain(params), Layout(root))
 
 
 @app.command()

@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 
 from midilm.models.runtime import deterministic
+from midilm.report.seqgan import seqgan_speed_table
 from midilm.seqgan.bench import BenchSizes, measure_adversarial_batch
-from midilm.seqgan.report import seqgan_speed_table
 
 TINY = BenchSizes(g_batch=2, rollouts=2, positives=16, d_rounds=1, d_epochs=1, filter_scale=0.02)
 

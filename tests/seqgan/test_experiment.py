@@ -18,9 +18,9 @@ import yaml
 from midilm.common.io import read_json
 from midilm.common.paths import Layout
 from midilm.orchestration.launch import REQUEUE_EXIT_CODE
+from midilm.report.seqgan import seqgan_table
 from midilm.seqgan.music import load_melodies, run_music_task
 from midilm.seqgan.oracle import run_oracle_experiment
-from midilm.seqgan.report import music_dir, oracle_dir, seqgan_table
 from midilm.seqgan.stage import run_seqgan_oracle
 from midilm.specs.seqgan import SeqGANSpec
 from tests.seqgan.conftest import nottingham_layout, seqgan_params
@@ -38,29 +38,33 @@ def test_oracle_then_music_end_to_end(
     tmp_path: Path, tiny_spec: SeqGANSpec, nottingham_midis: Path
 ) -> None:
     layout = nottingham_layout(tmp_path, nottingham_midis, 40)
-    oracle = run_oracle_experiment(tiny_spec, oracle_dir(layout))
+    oracle = run_oracle_experiment(tiny_spec, layout.seqgan_dir("oracle"))
     rows = oracle["rows"]
     assert set(rows) == {"random", "mle", "seqgan"}
     assert rows["mle"]["nll_oracle"] < rows["random"]["nll_oracle"]
     assert oracle["oracle"]["nll_of_its_own_samples"] < rows["mle"]["nll_oracle"]
     assert oracle["rollout_policy"].startswith("delayed (update rate 0.8")
-    assert read_json(oracle_dir(layout) / "metrics.json") == json.loads(json.dumps(oracle))
-    curve = _curve(oracle_dir(layout))
+    assert read_json(layout.seqgan_dir("oracle") / "metrics.json") == json.loads(json.dumps(oracle))
+    curve = _curve(layout.seqgan_dir("oracle"))
     # MLE points before training and every 2 epochs; adversarial batches 0 and 2 (the last)
     assert [(r["phase"], r["epoch"]) for r in curve] == [
         ("mle", "0"), ("mle", "2"), ("mle", "4"), ("adversarial", "5"), ("adversarial", "7"),
     ]  # fmt: skip
     assert all(float(r["nll_oracle"]) > 0 for r in curve)
-    assert not (oracle_dir(layout) / "work").exists()
-    assert read_json(oracle_dir(layout) / "speed.json")["peak_memory_mb"] > 0
+    assert not (layout.seqgan_dir("oracle") / "work").exists()
+    assert read_json(layout.seqgan_dir("oracle") / "speed.json")["peak_memory_mb"] > 0
 
     speed = tmp_path / "speed" / "music.json"
-    music = run_music_task(tiny_spec, layout, music_dir(layout), tmp_path / "samples", speed)
-    assert read_json(speed)["wall_s"] > 0 and not (music_dir(layout) / "speed.json").exists()
+    music = run_music_task(
+        tiny_spec, layout, layout.seqgan_dir("music"), tmp_path / "samples", speed
+    )
+    assert (
+        read_json(speed)["wall_s"] > 0 and not (layout.seqgan_dir("music") / "speed.json").exists()
+    )
     assert set(music["rows"]) == {"random", "mle", "seqgan", "valid split (real melodies)"}
     assert 0 < music["rows"]["mle"]["bleu4"] <= 1 and music["rows"]["seqgan"]["mse"] >= 0
     assert music["rows"]["random"]["mse"] > music["rows"]["mle"]["mse"]
-    assert {"bleu4", "mse"} <= set(_curve(music_dir(layout))[0])
+    assert {"bleu4", "mse"} <= set(_curve(layout.seqgan_dir("music"))[0])
     samples = read_json(tmp_path / "samples" / "samples.json")
     assert samples["model"] == "seqgan" and len(samples["samples"]) == 3
     test_ids = {r[0] for r in _test_origins(layout, tiny_spec)}
@@ -100,7 +104,7 @@ def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
     layout = Layout(tmp_path_factory.mktemp("uninterrupted"))
     run_seqgan_oracle(seqgan_params(**SLOW), layout)
     assert layout.speed_file("seqgan", "oracle").exists()
-    return _outputs(oracle_dir(layout))
+    return _outputs(layout.seqgan_dir("oracle"))
 
 
 def _interrupt(layout: Layout, checkpoints: str, sig: signal.Signals) -> int:
@@ -112,7 +116,7 @@ def _interrupt(layout: Layout, checkpoints: str, sig: signal.Signals) -> int:
     process = subprocess.Popen([sys.executable, str(child), str(params), str(layout.root)],
                                env=stage_env(), stderr=subprocess.DEVNULL)  # fmt: skip
     deadline = time.monotonic() + 120
-    while not list((oracle_dir(layout) / "work" / checkpoints).glob("step-*")):
+    while not list((layout.seqgan_dir("oracle") / "work" / checkpoints).glob("step-*")):
         assert process.poll() is None, "the run ended before its first checkpoint"
         assert time.monotonic() < deadline, "no checkpoint within 120 s"
         time.sleep(0.02)
@@ -125,7 +129,7 @@ def test_sigkill_in_the_adversarial_phase_then_resume_equals_uninterrupted(
     tmp_path: Path, uninterrupted: dict[str, bytes]
 ) -> None:
     layout = Layout(tmp_path)
-    out = oracle_dir(layout)
+    out = layout.seqgan_dir("oracle")
     assert _interrupt(layout, "adversarial_checkpoints", signal.SIGKILL) == -signal.SIGKILL
     assert not (out / "metrics.json").exists()
     assert (out / "work" / "mle.safetensors").exists()  # MLE done; adversarial checkpointed
@@ -139,6 +143,6 @@ def test_sigterm_in_mle_checkpoints_exits_to_be_requeued_and_resumes_exactly(
 ) -> None:
     layout = Layout(tmp_path)
     assert _interrupt(layout, "mle_checkpoints", signal.SIGTERM) == REQUEUE_EXIT_CODE
-    assert list((oracle_dir(layout) / "work" / "mle_checkpoints").glob("step-*"))
+    assert list((layout.seqgan_dir("oracle") / "work" / "mle_checkpoints").glob("step-*"))
     run_seqgan_oracle(seqgan_params(**SLOW), layout)
-    assert _outputs(oracle_dir(layout)) == uninterrupted
+    assert _outputs(layout.seqgan_dir("oracle")) == uninterrupted

@@ -87,14 +87,26 @@ def test_split_sequences_of_real_tunes(
     assert test_ids and not test_ids & train_ids  # no test melody ever trains
 
 
-def test_no_piece_of_the_datasets_is_a_clear_error(
+def test_datasets_the_split_lacks_fall_back_to_every_dataset(
     tmp_path: Path, tiny_spec: SeqGANSpec, nottingham_midis: Path
 ) -> None:
     import dataclasses
 
-    layout = nottingham_layout(tmp_path, nottingham_midis, 3)
-    music = dataclasses.replace(tiny_spec.music, datasets=("essen_folksong",))
-    with pytest.raises(ValueError, match=r"holds \['bach', 'nottingham'\]"):
-        load_melodies(music, layout)
+    layout = nottingham_layout(tmp_path, nottingham_midis, 12)
+    absent = load_melodies(dataclasses.replace(tiny_spec.music, datasets=("essen",)), layout)
+    every = load_melodies(
+        dataclasses.replace(tiny_spec.music, datasets=("bach", "nottingham")), layout
+    )
+    for split in every.sequences:
+        np.testing.assert_array_equal(absent.sequences[split], every.sequences[split])
+    assert [s["id"] for s in absent.skipped] == ["bach/x"]  # read, and reported unreadable
+
+
+def test_a_split_without_melodies_is_a_clear_error(
+    tmp_path: Path, tiny_spec: SeqGANSpec, nottingham_midis: Path
+) -> None:
+    layout = nottingham_layout(tmp_path, nottingham_midis, 3)  # no test tune
+    with pytest.raises(ValueError, match=r"the test split has no melody.*seqgan.music.datasets"):
+        load_melodies(tiny_spec.music, layout)
     with pytest.raises(FileNotFoundError, match="dvc repro split"):
-        load_melodies(music, type(layout)(tmp_path / "nowhere"))
+        load_melodies(tiny_spec.music, type(layout)(tmp_path / "nowhere"))

@@ -13,7 +13,7 @@ from midilm.audio.text2audio import text_to_lofi
 from midilm.common.logging import get_logger
 from midilm.common.paths import Layout
 from midilm.generate.samples import SAMPLES_FILE
-from midilm.specs import main_model, model_spec
+from midilm.specs import main_model, sample_set_key, samples_stage
 from midilm.specs.audio import audio_spec
 
 log = get_logger(__name__)
@@ -21,10 +21,10 @@ log = get_logger(__name__)
 
 def run_render(params: Mapping[str, Any], layout: Layout, key: str) -> dict[str, Any]:
     """Render outputs/samples/KEY to outputs/audio/KEY (audio.json lists every file)."""
-    key = model_spec(params, key).key
+    key = sample_set_key(params, key)
     samples = layout.samples_dir(key) / SAMPLES_FILE
     if not samples.exists():
-        raise FileNotFoundError(f"{samples}: missing; run `dvc repro generate@{key}` first.")
+        raise FileNotFoundError(f"{samples}: missing; run `dvc repro {samples_stage(key)}` first.")
     return render_samples(samples, layout.audio_dir(key), audio_spec(params), layout.root)
 
 
@@ -58,8 +58,8 @@ def run_text_to_lofi(
 def run_lofi(params: Mapping[str, Any], layout: Layout) -> dict[str, Any]:
     """outputs/lofi/mix_NNN.{flac,mp3} and lofi.json from the piano model's samples."""
     spec = audio_spec(params)
-    piano = model_spec(params, spec.lofi.piano_model or main_model(params)).key
-    drums = spec.lofi.drum_model and model_spec(params, spec.lofi.drum_model).key
+    piano = sample_set_key(params, spec.lofi.piano_model or main_model(params))
+    drums = spec.lofi.drum_model and sample_set_key(params, spec.lofi.drum_model)
     return write_lofi_mixes(
         layout.samples_dir(piano) / SAMPLES_FILE,
         layout.lofi_dir,

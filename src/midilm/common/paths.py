@@ -82,6 +82,10 @@ class Layout:
         """A stage's wall-clock measurement, kept out of its deterministic outputs."""
         return self.root / "outputs" / "speed" / f"{stage}-{key}.json"
 
+    def seqgan_dir(self, task: str) -> Path:
+        """SeqGAN's task `oracle` or `music`: curve.csv and metrics.json."""
+        return self.root / "outputs" / "seqgan" / task
+
     @property
     def complexity_file(self) -> Path:
         return self.root / "outputs" / "complexity" / "complexity.json"

@@ -22,6 +22,7 @@ from midilm.datasets.errors import FetchError
 
 log = get_logger(__name__)
 
+
 class HubUnavailableError(FetchError, RuntimeError):
     """The Hub cannot be used (offline mode or unreachable) and nothing is cached, or it
     refused the repo or revision."""

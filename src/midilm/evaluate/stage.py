@@ -29,7 +29,7 @@ from midilm.evaluate.tables import (
     write_reference,
 )
 from midilm.generate.samples import SAMPLES_FILE
-from midilm.specs import model_spec
+from midilm.specs import sample_set_key, samples_stage
 from midilm.specs.evaluate import evaluate_spec
 
 log = get_logger(__name__)
@@ -64,7 +64,7 @@ def run_evaluate(params: Mapping[str, Any], layout: Layout, key: str) -> dict[st
     """outputs/metrics/KEY/: per-piece metrics of the samples (and of the pieces they
     continued), their T5 rows, their T5b rows against the test split, the OA plot, DVC metrics."""
     spec = evaluate_spec(params)
-    key = model_spec(params, key).key
+    key = sample_set_key(params, key)
     samples = _samples(layout, key)
     reference = read_reference(layout.reference_metrics_dir / TEST_PIECES, spec.metrics)
     items = [
@@ -140,8 +140,12 @@ def _split_manifest(layout: Layout) -> pd.DataFrame:
 def _samples(layout: Layout, key: str) -> list[dict[str, Any]]:
     path = layout.samples_dir(key) / SAMPLES_FILE
     if not path.exists():
-        raise FileNotFoundError(f"{path}: samples missing; run `dvc repro generate@{key}` first.")
+        raise FileNotFoundError(
+            f"{path}: samples missing; run `dvc repro {samples_stage(key)}` first."
+        )
     data = read_json(path)
     if not isinstance(data, dict) or not isinstance(data.get("samples"), list):
-        raise ValueError(f"{path}: expected an object with a `samples` list; re-run generate.")
+        raise ValueError(
+            f"{path}: expected an object with a `samples` list; re-run {samples_stage(key)}."
+        )
     return list(data["samples"])

@@ -1,4 +1,11 @@
-"""Where and how models run: device choice, deterministic execution, peak memory."""
+"""Where and how models run: device choice, deterministic execution, peak memory.
+
+Deterministic on CPU means the same bits whatever the thread count and the load beside it
+(docs/decisions.md, "Same bits on any thread count"): MKL's GEMMs run in its strict
+reproducibility mode (`MKL_CBWR`, read at MKL's first call, so set here on import, before any
+matmul; a value already in the environment wins), and kernels that have no such mode run on a
+fixed thread count (`fixed_threads`).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +17,12 @@ from collections.abc import Iterator
 
 import numpy as np
 import torch
+
+# MKL conditional numerical reproducibility, strict: GEMM results independent of the number of
+# threads. AUTO keeps this CPU's fastest code path; `AVX2,STRICT` would also make results equal
+# across CPU generations, slower on AVX-512 machines.
+MKL_REPRODUCIBLE = "AUTO,STRICT"
+os.environ.setdefault("MKL_CBWR", MKL_REPRODUCIBLE)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -37,6 +50,18 @@ def deterministic(seed: int, threads: int | None = None) -> Iterator[None]:
     finally:
         torch.set_num_threads(old_threads)
         torch.use_deterministic_algorithms(old_det)
+
+
+@contextlib.contextmanager
+def fixed_threads(count: int) -> Iterator[None]:
+    """Run the block on `count` intra-op threads, for a kernel whose result depends on the count
+    (LAPACK's QR, say), then restore the caller's."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
 
 
 def peak_memory_mb(device: torch.device) -> float:

@@ -40,6 +40,7 @@ from transformers import (
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.utils import ModelOutput
 
+from midilm.models.runtime import fixed_threads
 from midilm.models.wkv6 import wkv6_chunked, wkv6_recurrent
 
 State = tuple[torch.Tensor, ...]
@@ -88,6 +89,16 @@ class Rwkv6CausalLMOutput(ModelOutput):
     loss: torch.Tensor | None = None
     logits: torch.Tensor | None = None
     state: State | None = None
+
+
+class LayerNorm(nn.LayerNorm):
+    """nn.LayerNorm (same parameters and state dict) whose weight and bias gradients do not
+    depend on the thread count: torch's fused backward sums them in per-thread buffers, here
+    autograd sums them over rows, one output per thread (docs/decisions.md)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        normed = F.layer_norm(x, self.normalized_shape, None, None, self.eps)
+        return normed * self.weight + self.bias
 
 
 def _shifted(x: torch.Tensor, previous: torch.Tensor) -> torch.Tensor:
@@ -176,10 +187,10 @@ class Block(GradientCheckpointingLayer):
     def __init__(self, config: Rwkv6Config, layer_id: int) -> None:
         super().__init__()
         c, eps = config.hidden_size, config.layer_norm_epsilon
-        self.ln1 = nn.LayerNorm(c, eps=eps)
-        self.ln2 = nn.LayerNorm(c, eps=eps)
+        self.ln1 = LayerNorm(c, eps=eps)
+        self.ln2 = LayerNorm(c, eps=eps)
         if layer_id == 0:
-            self.ln0 = nn.LayerNorm(c, eps=eps)
+            self.ln0 = LayerNorm(c, eps=eps)
         self.att = TimeMix(config, layer_id)
         self.ffn = ChannelMix(config, layer_id)
         self.drop = nn.Dropout(config.dropout)
@@ -208,7 +219,7 @@ class Rwkv6ForCausalLM(PreTrainedModel):
         super().__init__(config)
         self.emb = nn.Embedding(config.vocab_size, config.hidden_size)
         self.blocks = nn.ModuleList(Block(config, i) for i in range(config.num_hidden_layers))
-        self.ln_out = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_epsilon)
+        self.ln_out = LayerNorm(config.hidden_size, eps=config.layer_norm_epsilon)
         self.head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
         self.post_init()
 
@@ -279,11 +290,18 @@ class Rwkv6ForCausalLM(PreTrainedModel):
             init.uniform_(module.weight, -1e-4, 1e-4)
         elif module is self.head:
             vocab, width = module.weight.shape
-            init.orthogonal_(module.weight, gain=0.5 * math.sqrt(max(vocab / width, 1.0)))
+            _orthogonal_init(module.weight, gain=0.5 * math.sqrt(max(vocab / width, 1.0)))
 
 
 def _ramp(width: int) -> torch.Tensor:
     return (torch.arange(width, dtype=torch.float32) / width).view(1, 1, width)
+
+
+def _orthogonal_init(weight: torch.Tensor, gain: float) -> None:
+    """A random orthogonal matrix from MKL's QR on one thread: its bits depend on the number of
+    threads that factorise it (and MKL has no reproducible mode for QR)."""
+    with fixed_threads(1):
+        init.orthogonal_(weight, gain=gain)
 
 
 def _orthogonal(linear: nn.Linear, scale: float) -> None:
@@ -291,7 +309,7 @@ def _orthogonal(linear: nn.Linear, scale: float) -> None:
     if scale == 0:
         init.zeros_(linear.weight)
     else:
-        init.orthogonal_(linear.weight, gain=scale * math.sqrt(max(rows / cols, 1.0)))
+        _orthogonal_init(linear.weight, gain=scale * math.sqrt(max(rows / cols, 1.0)))
 
 
 def _init_time_mix(m: TimeMix) -> None:

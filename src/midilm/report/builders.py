@@ -18,6 +18,7 @@ import pandas as pd
 from midilm.common.io import read_json
 from midilm.common.paths import Layout
 from midilm.report.listening import t8_listening
+from midilm.report.seqgan import seqgan_speed_from_benchmark, seqgan_table
 from midilm.report.tables import Column, Table
 from midilm.specs import ModelSpec, main_model, model_keys, model_spec
 from midilm.specs.tokenizer import tokenizer_keys
@@ -437,6 +438,8 @@ def complexity_table(params: dict[str, Any], layout: Layout) -> Table:
     )
 
 
+table("T6_seqgan")(seqgan_table)
+table("T6_seqgan_speed")(seqgan_speed_from_benchmark)
 table("T8_listening")(t8_listening)
 
 

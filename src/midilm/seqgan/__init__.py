@@ -3,5 +3,5 @@ the CNN discriminator, batched Monte-Carlo roll-outs and Algorithm 1, with the p
 oracle experiment and its music task (docs/seqgan.md).
 
 Entry points the DAG runs: `run_oracle_experiment(spec, out_dir)` and
-`run_music_task(spec, layout, out_dir)`; `seqgan_table(params, layout)` builds T6.
+`run_music_task(spec, layout, out_dir)`; `midilm.report.seqgan` builds T6 from their outputs.
 """

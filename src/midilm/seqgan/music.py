@@ -118,19 +118,24 @@ def windows(tokens: np.ndarray, spec: MusicSpec) -> np.ndarray:
 
 
 def load_melodies(spec: MusicSpec, layout: Layout) -> Melodies:
-    """The task's sequences from the split manifest's pieces of `spec.datasets`; a file that
-    cannot be read is skipped with its reason, never stopping the run."""
+    """The task's sequences from the split manifest's pieces of `spec.datasets` (those the split
+    holds; none of them: every dataset's pieces, with a warning); a file that cannot be read is
+    skipped with its reason, never stopping the run."""
     if not layout.split_manifest.exists():
         raise FileNotFoundError(
             f"{layout.split_manifest}: no split manifest; run `dvc repro split` first"
         )
     manifest = pd.read_parquet(layout.split_manifest, columns=["id", "dataset", "path", "split"])
-    chosen = manifest[manifest["dataset"].isin(spec.datasets)].sort_values("id", kind="stable")
-    if chosen.empty:
-        raise ValueError(
-            f"{layout.split_manifest}: no piece of datasets {list(spec.datasets)}; it holds "
-            f"{sorted(manifest['dataset'].unique())} (set seqgan.music.datasets in conf/seqgan)"
+    held = sorted(manifest["dataset"].unique())
+    names = [name for name in spec.datasets if name in held] or held
+    if list(spec.datasets) != names:
+        log.warning(
+            "seqgan music: the split holds %s of seqgan.music.datasets %s; melodies from %s",
+            [n for n in spec.datasets if n in held],
+            list(spec.datasets),
+            names,
         )
+    chosen = manifest[manifest["dataset"].isin(names)].sort_values("id", kind="stable")
     per_split: dict[str, list[np.ndarray]] = {split: [] for split in SPLITS}
     origins: dict[str, list[tuple[str, str]]] = {split: [] for split in SPLITS}
     pieces = dict.fromkeys(SPLITS, 0)
@@ -161,8 +166,9 @@ def load_melodies(spec: MusicSpec, layout: Layout) -> Melodies:
     for split in ("train", "test"):
         if len(sequences[split]) == 0:
             raise ValueError(
-                f"datasets {list(spec.datasets)}: the {split} split has no melody of "
-                f"{spec.length} steps of {spec.step_seconds} s; use more data"
+                f"{layout.split_manifest}: datasets {names}: the {split} split has no melody of "
+                f"{spec.length} steps of {spec.step_seconds} s (drums only, or too little data); "
+                "name melodic datasets in seqgan.music.datasets (conf/seqgan) or add data"
             )
     log.info("seqgan music: %s sequences from %s pieces (%d skipped)",
              {k: len(v) for k, v in sequences.items()}, pieces, len(skipped))  # fmt: skip

@@ -10,14 +10,14 @@ from typing import Any
 from midilm.common.paths import Layout
 from midilm.seqgan.music import run_music_task
 from midilm.seqgan.oracle import run_oracle_experiment
-from midilm.seqgan.report import music_dir, oracle_dir
 from midilm.specs.seqgan import seqgan_spec
 
 
 def run_seqgan_oracle(params: Mapping[str, Any], layout: Layout) -> dict[str, Any]:
     """The oracle experiment; returns outputs/seqgan/oracle/metrics.json's content."""
     spec = seqgan_spec(params)
-    return run_oracle_experiment(spec, oracle_dir(layout), layout.speed_file("seqgan", "oracle"))
+    oracle_dir, speed_file = layout.seqgan_dir("oracle"), layout.speed_file("seqgan", "oracle")
+    return run_oracle_experiment(spec, oracle_dir, speed_file)
 
 
 def run_seqgan_music(params: Mapping[str, Any], layout: Layout) -> dict[str, Any]:
@@ -26,7 +26,7 @@ def run_seqgan_music(params: Mapping[str, Any], layout: Layout) -> dict[str, Any
     return run_music_task(
         spec,
         layout,
-        music_dir(layout),
+        layout.seqgan_dir("music"),
         layout.samples_dir("seqgan"),
         layout.speed_file("seqgan", "music"),
     )

@@ -14,7 +14,16 @@ from midilm.specs.dataset import dataset_spec
 from midilm.specs.evaluate import complexity_spec, evaluate_spec
 from midilm.specs.generate import GenerateSpec
 from midilm.specs.listen import listen_spec
-from midilm.specs.model import FinetuneSpec, ModelSpec, main_model, model_keys, model_spec
+from midilm.specs.model import (
+    FinetuneSpec,
+    ModelSpec,
+    main_model,
+    model_keys,
+    model_spec,
+    sample_set_key,
+    samples_stage,
+)
+from midilm.specs.seqgan import seqgan_spec
 from midilm.specs.tokenizer import tokenizer_keys, tokenizer_spec
 from midilm.specs.train import TrainSpec, WandbSpec
 
@@ -28,6 +37,8 @@ __all__ = [
     "model_keys",
     "model_spec",
     "resolve_all",
+    "sample_set_key",
+    "samples_stage",
 ]
 
 
@@ -36,6 +47,7 @@ def resolve_all(params: Mapping[str, Any]) -> list[object]:
     not in the stage that reads it an hour later."""
     specs: list[object] = [dataset_spec(params), augment_spec(params), evaluate_spec(params)]
     specs += [complexity_spec(params), audio_spec(params), listen_spec(params)]
+    specs.append(seqgan_spec(params))
     specs += [model_spec(params, key) for key in model_keys(params)]
     specs += [tokenizer_spec(params, key) for key in tokenizer_keys(params)]
     specs.append(model_spec(params, main_model(params)))

@@ -81,6 +81,23 @@ def model_keys(params: Mapping[str, Any]) -> list[str]:
     return list(section(params, "models", where="conf/models/*.yaml"))
 
 
+SEQGAN_SAMPLES = "seqgan"  # outputs/samples/seqgan: the SeqGAN music task's melodies
+
+
+def sample_set_key(params: Mapping[str, Any], key: str) -> str:
+    """A set of samples under outputs/samples/ that evaluate and render accept: a model's key,
+    or `seqgan` (written by the stage seqgan_music rather than generate@<key>)."""
+    models = section(params, "models", where="conf/models/*.yaml")
+    if key == SEQGAN_SAMPLES and key not in models:
+        return key
+    return model_spec(params, key).key
+
+
+def samples_stage(key: str) -> str:
+    """The DVC stage that writes outputs/samples/<key>."""
+    return "seqgan_music" if key == SEQGAN_SAMPLES else f"generate@{key}"
+
+
 def main_model(params: Mapping[str, Any]) -> str:
     """`main_model`: the model whose tokenizer T1/T3 count; the report leads with its samples."""
     key = params.get("main_model")

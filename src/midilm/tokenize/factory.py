@@ -10,6 +10,8 @@ from typing import Any
 from midilm.tokenize.base import MIDITOK_CLASSES, MusicTokenizer
 
 OUR_FAMILIES = ("midicompact", "simplified_midi", "simplified_midi_bend")
+
+
 def build_tokenizer(cfg: Mapping[str, Any]) -> MusicTokenizer:
     """Build the tokenizer named by `cfg["name"]` (params.yaml's `tokenizer` group)."""
     name = str(cfg["name"]).lower()

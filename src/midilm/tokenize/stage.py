@@ -135,4 +135,3 @@ def _train_vocabulary(
     paths = [layout.root / p for p in pieces.loc[pieces["id"].isin(sample), "path"]]
     tokenizer.train(spec.train.vocab_size, spec.train.model, paths)  # type: ignore[attr-defined]
     return {"model": spec.train.model, "vocab_size": spec.train.vocab_size, "files": len(paths)}
-

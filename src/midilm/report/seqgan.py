@@ -2,8 +2,9 @@
 experiment; Table 4: BLEU-4 and MSE of the music task), with the paper's reported values in
 labelled rows; and its companion of measured memory and time against the sequence length.
 
-The outputs read: outputs/seqgan/oracle/metrics.json and outputs/seqgan/music/metrics.json
-(`oracle_dir`, `music_dir`), written by `run_oracle_experiment` and `run_music_task`.
+The outputs read: outputs/seqgan/{oracle,music}/metrics.json (`Layout.seqgan_dir`), written by
+the stages seqgan_oracle and seqgan_music; and benchmarks/results/seqgan_<device>.json, written
+by benchmarks/bench_seqgan.py.
 """
 
 from __future__ import annotations
@@ -20,14 +21,6 @@ PAPER_NLL = {"random": 10.310, "mle": 9.038, "seqgan": 8.736}  # Table 1
 PAPER_MUSIC = {"mle": (0.9210, 22.38), "seqgan": (0.9406, 20.62)}  # Table 4: BLEU-4, MSE
 
 
-def oracle_dir(layout: Layout) -> Path:
-    return layout.root / "outputs" / "seqgan" / "oracle"
-
-
-def music_dir(layout: Layout) -> Path:
-    return layout.root / "outputs" / "seqgan" / "music"
-
-
 def _metrics(folder: Path, stage: str) -> dict[str, Any]:
     path = folder / "metrics.json"
     if not path.exists():
@@ -37,8 +30,8 @@ def _metrics(folder: Path, stage: str) -> dict[str, Any]:
 
 def seqgan_table(params: dict[str, Any], layout: Layout) -> Table:
     """T6_seqgan: random, MLE and SeqGAN x NLL-oracle, BLEU-4, MSE, then the paper's values."""
-    oracle = _metrics(oracle_dir(layout), "seqgan_oracle")
-    music = _metrics(music_dir(layout), "seqgan_music")
+    oracle = _metrics(layout.seqgan_dir("oracle"), "seqgan_oracle")
+    music = _metrics(layout.seqgan_dir("music"), "seqgan_music")
     rows: list[list[Any]] = []
     for key, label in ROWS:
         nll = oracle["rows"][key]["nll_oracle"]
@@ -79,6 +72,23 @@ def seqgan_table(params: dict[str, Any], layout: Layout) -> Table:
             "rounds each); the paper: 120, 50 x 3 on 10,000, 200 (16 x 64, 5).",
         ],
     )
+
+
+def benchmark_file(layout: Layout) -> Path:
+    """benchmarks/bench_seqgan.py's result: a GPU's when one was measured, else the CPU's."""
+    results = layout.root / "benchmarks" / "results"
+    gpu = results / "seqgan_cuda.json"
+    return gpu if gpu.exists() else results / "seqgan_cpu.json"
+
+
+def seqgan_speed_from_benchmark(params: dict[str, Any], layout: Layout) -> Table:
+    """T6_seqgan_speed from the committed benchmark result (`benchmark_file`)."""
+    path = benchmark_file(layout)
+    if not path.exists():
+        raise FileNotFoundError(
+            f"{path}: missing input of T6_seqgan_speed; run `python benchmarks/bench_seqgan.py`."
+        )
+    return seqgan_speed_table(read_json(path))
 
 
 def seqgan_speed_table(data: dict[str, Any]) -> Table:
