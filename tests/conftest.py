@@ -204,7 +204,7 @@ def tiny_params(repo_root: Path, steps: int = 30, tokenizer: str = "remi") -> di
     """params.yaml with a model and training run small enough for a test (seconds on 2 cores)."""
     plain = to_plain(load_params(repo_root / "params.yaml"))
     gpt = plain["models"]["gpt"]
-    gpt.update(size="tiny", dropout=0.1, tokenizer=tokenizer)
+    gpt.update(size="tiny", dropout=0.1, tokenizer=tokenizer, train={}, generate={})
     gpt["sizes"] = {"tiny": {"context": 64, "n_layer": 2, "n_embd": 32, "n_head": 2}}
     plain["models"] = {"tiny": {**gpt, "name": "tiny"}}
     plain["train"].update(

@@ -40,14 +40,22 @@ def test_every_stage_is_there_with_foreach_items_expanded(dag, tokenize_stages, 
         *_each("train", models),
         *_each("generate", models),
         *_each("evaluate", models),
+        *_each("render", models),
+        "reference",
+        "lofi",
+        "seqgan_oracle",
+        "seqgan_music",
+        "evaluate_seqgan",
+        "render_seqgan",
         "complexity",
         "report",
+        "site",
     }
     assert set(dag) == expected and len(dag) == len(expected)
     order = list(dag)
     assert order.index("datasets") < order.index("split") < order.index("augment")
     assert order.index("train@gpt") < order.index("generate@gpt") < order.index("evaluate@gpt")
-    assert order[-1] == "report"
+    assert order[-2:] == ["report", "site"]
 
 
 def test_edges_follow_the_data(dag, tokenize_stages, params) -> None:
@@ -63,16 +71,23 @@ def test_edges_follow_the_data(dag, tokenize_stages, params) -> None:
         assert f"train@{key}" in dag[f"generate@{key}"]
         assert f"generate@{key}" in dag[f"evaluate@{key}"]
         assert {f"evaluate@{key}", f"train@{key}"} <= set(dag["report"])
-    assert dag["complexity"] == []
+    assert dag["complexity"] == [] and dag["seqgan_oracle"] == []
     assert {"complexity", *tokenize_stages} <= set(dag["report"])
+    assert {"seqgan_oracle", "seqgan_music"} <= set(dag["report"])
+    assert set(dag["seqgan_music"]) == {
+        "split",
+        "datasets",
+    }
+    assert set(dag["evaluate_seqgan"]) == {"seqgan_music", "reference"}
+    assert {"report", "render_seqgan", *_each("render", params["models"])} <= set(dag["site"])
 
 
 def test_layers_put_the_tokenizers_side_by_side(dag, tokenize_stages) -> None:
     layers = topological_layers(dag)
-    assert sorted(layers[0]) == ["complexity", "datasets"]
-    assert layers[1:3] == [["split"], ["augment"]]
-    assert layers[3] == tokenize_stages
-    assert layers[-1] == ["report"]
+    assert sorted(layers[0]) == ["complexity", "datasets", "seqgan_oracle"]
+    assert layers[1][0] == "split" and layers[2][0] == "augment"
+    assert layers[3][: len(tokenize_stages)] == tokenize_stages
+    assert layers[-2:] == [["report"], ["site"]]
 
 
 def test_layers_reject_cycles_and_dangling_edges() -> None:

@@ -27,6 +27,7 @@ TABLES = (
     "T4_models",
     "T5_music_metrics",
     "T5b_distribution",
+    "T6_seqgan",
     "T7_complexity",
     "T8_listening",
 )
@@ -114,9 +115,11 @@ def test_smoke_dag_writes_every_table_with_real_numbers(smoke_repo: Path) -> Non
     assert [row["model"] for row in model] == models
     for row in model:
         assert int(row["parameters"]) > 10_000 and float(row["val loss"]) > 0, row
-    assert len(read_table(smoke_repo, "T5_music_metrics")) == 2 * len(models) + 3  # 2 variants
+    sample_sets = [*models, "seqgan"]  # SeqGAN's melodies are evaluated as any model's samples
+    t5 = read_table(smoke_repo, "T5_music_metrics")
+    assert len(t5) == 2 * len(sample_sets) + 3  # 2 variants
     t5b = read_table(smoke_repo, "T5b_distribution")
-    assert {row["pieces of"] for row in t5b} >= set(models) | {"data (train vs test)"}
+    assert {row["pieces of"] for row in t5b} >= set(sample_sets) | {"data (train vs test)"}
     for model in models:  # every sample rendered, beside the piece it continued
         audio = json.loads((smoke_repo / "outputs" / "audio" / model / "audio.json").read_text())
         assert audio["items"] and all(
@@ -132,6 +135,14 @@ def test_smoke_dag_writes_every_table_with_real_numbers(smoke_repo: Path) -> Non
         yaml.safe_load((smoke_repo / "params.yaml").read_text())["complexity"]["families"]
     )
     assert list((smoke_repo / "outputs" / "samples" / "gpt").glob("sample_*.mid"))
+    t6 = {row["generator"]: row for row in read_table(smoke_repo, "T6_seqgan")}
+    for generator in ("random (untrained generator)", "MLE", "SeqGAN"):
+        row = t6[f"{generator} (this run)"]
+        assert float(row["NLL-oracle"]) > 0 and 0 <= float(row["BLEU-4"]) <= 1, row
+    # SeqGAN's melodies go through the same evaluation and audio as any model's samples
+    seqgan_audio = smoke_repo / "outputs" / "audio" / "seqgan" / "audio.json"
+    assert json.loads(seqgan_audio.read_text())["items"]
+    assert (smoke_repo / "outputs" / "metrics" / "seqgan" / "music_metrics.json").is_file()
 
 
 def test_rerun_with_nothing_changed_does_nothing(smoke_repo: Path) -> None:

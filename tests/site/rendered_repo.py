@@ -18,7 +18,13 @@ import pytest
 import soundfile
 import symusic
 
-from midilm.evaluate.stage import PieceRow, analyze_piece, per_piece_csv, summarize
+from midilm.common.params import load_params, to_plain
+from midilm.evaluate.analysis import PieceItem, analyze_files
+from midilm.evaluate.stage import per_piece_csv
+from midilm.evaluate.tables import summary_record
+from midilm.specs.evaluate import MetricsSpec, evaluate_spec
+
+REPO = Path(__file__).resolve().parents[2]
 
 SOUNDFONTS = (
     Path("/usr/share/sounds/sf2/TimGM6mb.sf2"),
@@ -67,6 +73,11 @@ def render(midi: Path, stem: Path, font: Path) -> dict[str, object]:
     return {"seconds": round(len(data) / rate, 3)}
 
 
+def metrics_spec() -> MetricsSpec:
+    """The committed params' per-piece metrics settings."""
+    return evaluate_spec(to_plain(load_params(REPO / "params.yaml"))).metrics
+
+
 def rel(path: Path, root: Path) -> str:
     return path.relative_to(root).as_posix()
 
@@ -83,6 +94,7 @@ def make_rendered_repo(
 ) -> Path:
     """Write the tree under `root`; models not in `audio_for` get no audio (default: all)."""
     font = soundfont()
+    spec = metrics_spec()
     audio_for = list(models) if audio_for is None else list(audio_for)
     tunes = [datasets / "nottingham" / "MIDI" / name for name in TUNES]
     raw = root / "data" / "raw"
@@ -92,7 +104,7 @@ def make_rendered_repo(
     for m_index, key in enumerate(models):
         samples_dir = root / "outputs" / "samples" / key
         samples_dir.mkdir(parents=True)
-        samples, items, rows = [], [], []
+        samples, items, generated = [], [], []
         for index in range(samples_per_model):
             source = pool[(m_index + index) % len(pool)]
             midi = excerpt(source, samples_dir / f"sample_{index:03d}.mid", quarters)
@@ -111,8 +123,7 @@ def make_rendered_repo(
                     "dropped_tokens": 0,
                 }
             )
-            analysis = analyze_piece(midi, 256.0, 4)
-            rows.append(PieceRow("generated", midi.name, analysis.values, analysis.error))
+            generated.append(PieceItem(midi.name, midi))
             if key in audio_for:
                 audio = root / "outputs" / "audio" / key
                 audio.mkdir(parents=True, exist_ok=True)
@@ -136,13 +147,8 @@ def make_rendered_repo(
                         },
                     }
                 )
-        for reference in references:
-            analysis = analyze_piece(reference, 256.0, 4)
-            rows.append(
-                PieceRow(
-                    "test", reference.stem.removeprefix("ref_"), analysis.values, analysis.error
-                )
-            )
+        tests = [PieceItem(r.stem.removeprefix("ref_"), r) for r in references]
+        frames = {"generated": analyze_files(generated, spec), "test": analyze_files(tests, spec)}
         _json(
             samples_dir / "samples.json",
             {
@@ -163,14 +169,10 @@ def make_rendered_repo(
             )
         metrics_dir = root / "outputs" / "metrics" / key
         metrics_dir.mkdir(parents=True)
-        (metrics_dir / "per_piece.csv").write_text(per_piece_csv(rows))
+        (metrics_dir / "per_piece.csv").write_text(per_piece_csv(frames))
         _json(
             metrics_dir / "music_metrics.json",
-            {
-                "model": key,
-                "generated": summarize([r for r in rows if r.group == "generated"]),
-                "test": summarize([r for r in rows if r.group == "test"]),
-            },
+            {"model": key, **{group: summary_record(f) for group, f in frames.items()}},
         )
         model_dir = root / "models" / key
         model_dir.mkdir(parents=True)

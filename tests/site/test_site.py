@@ -172,9 +172,12 @@ def test_the_stage_function_shows_params_models_with_the_reports_provenance(
         "index.html",
         "models/rwkv6.html",
         "models/gpt.html",
+        "models/seqgan.html",  # SeqGAN's melodies, after the models
     }
     index = (site / "index.html").read_text()
     assert index.index("models/rwkv6.html") < index.index("models/gpt.html")  # params order
+    seqgan = (site / "models" / "seqgan.html").read_text()
+    assert "run <code>dvc repro seqgan_music</code>" in seqgan and "train@seqgan" not in seqgan
     assert "Provenance: git no-git, params " in index and "data no-data" in index
     assert (
         "No samples for gpt yet (run <code>dvc repro generate@gpt</code>)"

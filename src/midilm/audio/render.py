@@ -11,6 +11,7 @@ import functools
 import shutil
 import subprocess
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -160,40 +161,8 @@ def render_samples(
     samples_json, out_dir, root = Path(samples_json), Path(out_dir), Path(root)
     listing = read_samples(samples_json)
     soundfont = resolve_soundfont(spec.soundfont)
-    items: list[dict[str, Any]] = []
-    rendered_references: dict[str, tuple[Path, dict[str, Any]]] = {}
     with atomic_dir(out_dir) as tmp:
-        samples = listing["samples"]
-        for index, sample in enumerate(
-            tqdm(samples, desc="render", unit="sample", disable=progress_disabled())
-        ):
-            sample_id, reference_id = f"sample_{index:03d}", f"reference_{index:03d}"
-            midi = sample_midi_path(sample, samples_json, root)
-            item: dict[str, Any] = {"id": sample_id}
-            item["sample"] = _render_one(
-                midi, None, tmp / sample_id, out_dir / sample_id, soundfont, spec, root
-            )
-            reference = _reference_midi(sample, root)
-            ref_entry: dict[str, Any] = {"id": sample.get("reference_id")}
-            key = str(reference)
-            if key in rendered_references:  # several samples continue the same piece
-                first_stem, entry = rendered_references[key]
-                if "error" not in entry:
-                    for suffix in (".flac", ".mp3"):
-                        shutil.copyfile(
-                            first_stem.with_suffix(suffix), (tmp / reference_id).with_suffix(suffix)
-                        )
-                    entry = {**entry, **_paths(out_dir / reference_id, root)}
-                ref_entry.update(entry)
-            else:
-                entry = _render_one(
-                    reference, spec.reference_seconds, tmp / reference_id, out_dir / reference_id,
-                    soundfont, spec, root,
-                )  # fmt: skip
-                rendered_references[key] = (tmp / reference_id, entry)
-                ref_entry.update(entry)
-            item["reference"] = ref_entry
-            items.append(item)
+        items = _render_items(listing["samples"], samples_json, tmp, out_dir, soundfont, spec, root)
         result = {
             "model": listing.get("model"),
             "soundfont": {"name": soundfont.name, "sha256": soundfont.sha256()},
@@ -215,6 +184,64 @@ def render_samples(
     if result["errors"]:
         log.warning("render %s: %d item(s) with errors", out_dir, result["errors"])
     return result
+
+
+RENDER_THREADS = 2  # FluidSynth runs as a subprocess and libsndfile encodes without the GIL
+
+
+def _render_items(
+    samples: list[dict[str, Any]],
+    samples_json: Path,
+    tmp: Path,
+    out_dir: Path,
+    soundfont: Soundfont,
+    spec: AudioSpec,
+    root: Path,
+) -> list[dict[str, Any]]:
+    """audio.json's items: each sample and the piece it continued (a piece several samples
+    continued is rendered once and copied), rendered on `RENDER_THREADS` threads."""
+    jobs: dict[str, tuple[Path | None, float | None, str]] = {}  # key -> (midi, seconds, stem)
+    plan = []
+    for index, sample in enumerate(samples):
+        sample_id, reference_id = f"sample_{index:03d}", f"reference_{index:03d}"
+        jobs[sample_id] = (sample_midi_path(sample, samples_json, root), None, sample_id)
+        reference = _reference_midi(sample, root)
+        reference_key = f"reference:{reference}"
+        jobs.setdefault(reference_key, (reference, spec.reference_seconds, reference_id))
+        plan.append((sample_id, reference_id, reference_key, sample.get("reference_id")))
+
+    def render(job: tuple[Path | None, float | None, str]) -> dict[str, Any]:
+        midi, seconds, stem = job
+        return _render_one(midi, seconds, tmp / stem, out_dir / stem, soundfont, spec, root)
+
+    with ThreadPoolExecutor(RENDER_THREADS) as pool:
+        rendered = dict(
+            zip(
+                jobs,
+                tqdm(
+                    pool.map(render, jobs.values()),
+                    total=len(jobs),
+                    desc="render",
+                    unit="file",
+                    disable=progress_disabled(),
+                ),
+                strict=True,
+            )
+        )
+    items = []
+    for sample_id, reference_id, reference_key, piece_id in plan:
+        entry = rendered[reference_key]
+        first_stem = jobs[reference_key][2]
+        if first_stem != reference_id and "error" not in entry:  # a copy of the first render
+            for suffix in (".flac", ".mp3"):
+                shutil.copyfile(
+                    (tmp / first_stem).with_suffix(suffix),
+                    (tmp / reference_id).with_suffix(suffix),
+                )
+            entry = {**entry, **_paths(out_dir / reference_id, root)}
+        reference = {"id": piece_id, **entry}
+        items.append({"id": sample_id, "sample": rendered[sample_id], "reference": reference})
+    return items
 
 
 def read_samples(samples_json: Path) -> dict[str, Any]:

@@ -15,7 +15,7 @@ import pandas as pd
 import symusic
 
 from midilm.common.paths import Layout, relpath
-from midilm.common.seeding import derive_seed
+from midilm.common.seeding import derive_seed, seeded_order
 from midilm.specs.generate import GenerateSpec, RandomPromptSpec
 from midilm.store.sequences import SEQUENCES_FILE
 from midilm.tokenize.base import MusicTokenizer
@@ -33,9 +33,13 @@ class Prompt:
     reference_path: str | None  # that piece's MIDI file, relative to the repository root
 
 
-def test_prompts(layout: Layout, tokenizer: str, count: int, prompt_tokens: int) -> list[Prompt]:
-    """The first `prompt_tokens` ids (BOS included) of the un-augmented test sequences sorted by
-    id (the first segment of each piece), cycling when there are fewer than `count`."""
+def test_prompts(
+    layout: Layout, tokenizer: str, count: int, prompt_tokens: int, seed: int
+) -> list[Prompt]:
+    """The first `prompt_tokens` ids (BOS included) of the un-augmented test pieces (the first
+    segment of each) in a seeded order of their piece ids, cycling when there are fewer than
+    `count`: a seeded sample of the test split, so the samples' set mirrors the split it is
+    compared with, and every model (whatever its tokenizer) continues the same pieces."""
     seq_path = layout.tokens_dir(tokenizer) / SEQUENCES_FILE
     for path, stage in ((seq_path, f"tokenize@{tokenizer}"), (layout.split_manifest, "split")):
         if not path.exists():
@@ -44,12 +48,12 @@ def test_prompts(layout: Layout, tokenizer: str, count: int, prompt_tokens: int)
         seq_path, columns=["id", "source_id", "split", "augmented", "segment", "ids"]
     )
     test = frame[(frame["split"] == "test") & ~frame["augmented"] & (frame["segment"] == 0)]
-    test = test.sort_values("id")
     if test.empty:
         raise ValueError(f"{seq_path}: no un-augmented test sequence to prompt from; check split")
     manifest = pd.read_parquet(layout.split_manifest, columns=["id", "path"])
     paths = dict(zip(manifest["id"], manifest["path"], strict=True))
-    rows = test.to_dict("records")
+    by_piece = {str(row["source_id"]): row for row in test.to_dict("records")}
+    rows = [by_piece[piece] for piece in seeded_order(derive_seed(seed, "prompts"), list(by_piece))]
     prompts = []
     for index in range(count):
         row = rows[index % len(rows)]
@@ -129,7 +133,7 @@ def make_prompts(
     file (the audio prompt kind)."""
     kind, count, n = spec.prompt, spec.num_samples, spec.prompt_tokens
     if kind == "test":
-        return test_prompts(layout, tokenizer_key, count, n)
+        return test_prompts(layout, tokenizer_key, count, n, seed)
     if kind == "random":
         return [random_prompt(tokenizer, spec.random_prompt, seed, i, n) for i in range(count)]
     if kind == "none":

@@ -20,7 +20,14 @@ from midilm.common.paths import Layout
 from midilm.report.listening import t8_listening
 from midilm.report.seqgan import seqgan_speed_from_benchmark, seqgan_table
 from midilm.report.tables import Column, Table
-from midilm.specs import ModelSpec, main_model, model_keys, model_spec
+from midilm.specs import (
+    ModelSpec,
+    main_model,
+    model_keys,
+    model_spec,
+    sample_set_keys,
+    samples_stage,
+)
 from midilm.specs.tokenizer import tokenizer_keys
 
 TableBuilder = Callable[[dict[str, Any], Layout], Table]
@@ -449,7 +456,8 @@ def music_metrics_table(params: dict[str, Any], layout: Layout) -> Table:
     both variants: `thesis` (as the author's released code computes them: compare Table 3-3
     with these rows only) and `midilm` (the documented fixes, docs/metrics.md)."""
     frames = [
-        _csv(layout.metrics_dir(key) / "t5.csv", f"evaluate@{key}") for key in model_keys(params)
+        _csv(layout.metrics_dir(key) / "t5.csv", samples_stage(key, "evaluate"))
+        for key in sample_set_keys(params)
     ]
     frames.append(_csv(layout.reference_metrics_dir / "t5.csv", "reference"))
     rows = [
@@ -494,7 +502,9 @@ def music_metrics_table(params: dict[str, Any], layout: Layout) -> Table:
             "pitch-class consonance, Krumhansl-Schmuckler key changes in windows of "
             f"{metrics['key_window_beats']} beats, top-line melody (docs/metrics.md).",
             "Generated: melodic similarity against the test piece that gave the prompt, prompt "
-            "notes skipped. Test split: each piece against the next test piece by id (chance).",
+            "notes skipped (seqgan: SeqGAN's unconditional melodies of 32 x 0.4 s, against the "
+            "test piece holding the nearest test melody). Test split: each piece against the "
+            "next test piece by id (chance).",
             "Seed 001 values are as reported for its piano model on its own data; not measured "
             "here; compare them with thesis rows only.",
         ],
@@ -506,7 +516,8 @@ def distribution_table(params: dict[str, Any], layout: Layout) -> Table:
     """Yang & Lerch's set-level comparison against the test split, per model and for real
     music (train pieces against test pieces): overlap area and KL per feature, FD-features."""
     frames = [
-        _csv(layout.metrics_dir(key) / "t5b.csv", f"evaluate@{key}") for key in model_keys(params)
+        _csv(layout.metrics_dir(key) / "t5b.csv", samples_stage(key, "evaluate"))
+        for key in sample_set_keys(params)
     ]
     frames.append(_csv(layout.reference_metrics_dir / "t5b.csv", "reference"))
     rows = [

@@ -21,6 +21,7 @@ from midilm.specs.model import (
     model_keys,
     model_spec,
     sample_set_key,
+    sample_set_keys,
     samples_stage,
 )
 from midilm.specs.seqgan import seqgan_spec
@@ -38,6 +39,7 @@ __all__ = [
     "model_spec",
     "resolve_all",
     "sample_set_key",
+    "sample_set_keys",
     "samples_stage",
 ]
 

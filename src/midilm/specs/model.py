@@ -93,9 +93,20 @@ def sample_set_key(params: Mapping[str, Any], key: str) -> str:
     return model_spec(params, key).key
 
 
-def samples_stage(key: str) -> str:
-    """The DVC stage that writes outputs/samples/<key>."""
-    return "seqgan_music" if key == SEQGAN_SAMPLES else f"generate@{key}"
+def sample_set_keys(params: Mapping[str, Any]) -> list[str]:
+    """Every sample set the DAG evaluates and renders: the models' (params order), then
+    SeqGAN's melodies."""
+    keys = model_keys(params)
+    return keys if SEQGAN_SAMPLES in keys else [*keys, SEQGAN_SAMPLES]
+
+
+def samples_stage(key: str, stage: str = "generate") -> str:
+    """The DVC stage `stage` (train, generate, evaluate or render) of sample set `key`:
+    stage@KEY, or for SeqGAN's melodies seqgan_music (trains and generates), evaluate_seqgan,
+    render_seqgan."""
+    if key != SEQGAN_SAMPLES:
+        return f"{stage}@{key}"
+    return "seqgan_music" if stage in ("train", "generate") else f"{stage}_{SEQGAN_SAMPLES}"
 
 
 def main_model(params: Mapping[str, Any]) -> str:

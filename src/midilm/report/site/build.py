@@ -37,6 +37,7 @@ from midilm.report.site.inputs import (
     read_model,
     read_tables,
 )
+from midilm.specs.model import samples_stage
 
 log = get_logger(__name__)
 
@@ -202,6 +203,7 @@ class SiteWriter:
             "model.html",
             title=f"midilm: model {view.key}",
             key=view.key,
+            generate_stage=samples_stage(view.key),
             index=self.site_link("index.html", page),
             problems=view.problems,
             curve=self.curve(view, page),

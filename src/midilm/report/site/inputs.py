@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from midilm.common.paths import Layout
+from midilm.specs.model import SEQGAN_SAMPLES, samples_stage
 
-TABLE_STEM = re.compile(r"^T(\d+)_[A-Za-z0-9_]+$")
+TABLE_STEM = re.compile(r"^T(\d+)[a-z]?_[A-Za-z0-9_]+$")  # T1_datasets, T5b_distribution
 SAFE_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 PIPE_SPLIT = re.compile(r"(?<!\\)\|")
 
@@ -174,17 +175,21 @@ def discover_models(layout: Layout) -> list[str]:
 def read_model(layout: Layout, key: str) -> ModelView:
     """Everything the model page shows; each missing input becomes a problem sentence."""
     view = ModelView(key)
-    metrics, problem = read_json_file(layout.model_dir(key) / "metrics.json", f"train@{key}")
+    seqgan = key == SEQGAN_SAMPLES  # SeqGAN's melodies: trained by seqgan_music, no train_log
+    trained = layout.seqgan_dir("music") if seqgan else layout.model_dir(key)
+    metrics, problem = read_json_file(trained / "metrics.json", samples_stage(key, "train"))
+    if seqgan and isinstance(metrics, dict):
+        metrics = {"task": metrics.get("rows"), "sizes": metrics.get("sizes")}
     view.train_metrics = flatten(metrics) if isinstance(metrics, dict) else {}
     _note(view, problem)
     music, problem = read_json_file(
-        layout.metrics_dir(key) / "music_metrics.json", f"evaluate@{key}"
+        layout.metrics_dir(key) / "music_metrics.json", samples_stage(key, "evaluate")
     )
     view.music_metrics = flatten(music) if isinstance(music, dict) else {}
     _note(view, problem)
     log = layout.model_dir(key) / "train_log.csv"
     view.train_log = log if log.is_file() else None
-    if view.train_log is None:
+    if view.train_log is None and not seqgan:
         _note(view, f"{log.as_posix()} is missing (run `dvc repro train@{key}`).")
 
     per_piece, problem = read_per_piece(layout.metrics_dir(key) / "per_piece.csv", key)
@@ -192,7 +197,8 @@ def read_model(layout: Layout, key: str) -> ModelView:
     audio, problem = read_audio_index(layout.audio_dir(key) / "audio.json", key)
     view.has_audio = bool(audio)
     _note(view, problem)
-    samples, problem = read_json_file(layout.samples_dir(key) / "samples.json", f"generate@{key}")
+    samples_file = layout.samples_dir(key) / "samples.json"
+    samples, problem = read_json_file(samples_file, samples_stage(key, "generate"))
     _note(view, problem)
     if samples is not None and not (
         isinstance(samples, dict) and isinstance(samples.get("samples"), list)
@@ -247,15 +253,16 @@ def read_per_piece(
     path: Path, key: str
 ) -> tuple[dict[tuple[str, str], dict[str, str]], str | None]:
     """per_piece.csv rows by (group, id): the metric cells (blank ones dropped)."""
+    stage = samples_stage(key, "evaluate")
     if not path.is_file():
-        return {}, f"{path.as_posix()} is missing (run `dvc repro evaluate@{key}`)."
+        return {}, f"{path.as_posix()} is missing (run `dvc repro {stage}`)."
     try:
         with path.open(encoding="utf-8", newline="") as handle:
             rows = list(csv.DictReader(handle))
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         return (
             {},
-            f"{path.as_posix()} could not be read ({exc}); re-run `dvc repro evaluate@{key}`.",
+            f"{path.as_posix()} could not be read ({exc}); re-run `dvc repro {stage}`.",
         )
     out = {}
     for row in rows:
@@ -269,12 +276,13 @@ def read_audio_index(
     path: Path, key: str
 ) -> tuple[dict[str, tuple[AudioRef, AudioRef | None]], str | None]:
     """audio.json items by the sample's MIDI path and by item id: (sample, reference) audio."""
-    data, problem = read_json_file(path, f"render@{key}")
+    data, problem = read_json_file(path, samples_stage(key, "render"))
     if data is None:
         return {}, problem
     items = data.get("items") if isinstance(data, dict) else None
     if not isinstance(items, list):
-        return {}, f"{path.as_posix()} has no `items` list; re-run `dvc repro render@{key}`."
+        stage = samples_stage(key, "render")
+        return {}, f"{path.as_posix()} has no `items` list; re-run `dvc repro {stage}`."
     out: dict[str, tuple[AudioRef, AudioRef | None]] = {}
     for item in items:
         if not isinstance(item, dict) or not isinstance(item.get("sample"), dict):

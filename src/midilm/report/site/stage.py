@@ -9,14 +9,15 @@ from typing import Any
 from midilm.common.paths import Layout
 from midilm.report.provenance import collect_provenance
 from midilm.report.site.build import build_site
-from midilm.specs import model_keys
+from midilm.specs import sample_set_keys
 
 
 def run_site(params: Mapping[str, Any], layout: Layout) -> list[Path]:
-    """The site of params' models (params order) with the report's provenance line."""
+    """The site of params' models (params order) and SeqGAN's melodies, with the report's
+    provenance line."""
     return build_site(
         layout.root,
         layout.site_dir,
-        models=model_keys(params),
+        models=sample_set_keys(params),
         provenance=collect_provenance(dict(params), layout),
     )
