@@ -11,8 +11,7 @@ from midilm.audio.mixes import write_lofi_mixes
 from midilm.audio.render import render_samples
 from midilm.audio.text2audio import text_to_lofi
 from midilm.common.logging import get_logger
-from midilm.common.paths import Layout
-from midilm.generate.samples import SAMPLES_FILE
+from midilm.common.paths import SAMPLES_FILE, Layout
 from midilm.specs import main_model, sample_set_key, samples_stage
 from midilm.specs.audio import audio_spec
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+SAMPLES_FILE = "samples.json"  # a sample set's listing in outputs/samples/<key>/ (generate)
+
 
 @dataclass(frozen=True)
 class Layout:

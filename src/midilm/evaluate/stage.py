@@ -14,7 +14,7 @@ import pandas as pd
 
 from midilm.common.io import atomic_dir, read_json, write_text_atomic
 from midilm.common.logging import get_logger
-from midilm.common.paths import Layout
+from midilm.common.paths import SAMPLES_FILE, Layout
 from midilm.evaluate.analysis import SCALAR_COLUMNS, PieceItem, analyze_files
 from midilm.evaluate.tables import (
     chance_melodic_similarity,
@@ -28,7 +28,6 @@ from midilm.evaluate.tables import (
     t5_rows,
     write_reference,
 )
-from midilm.generate.samples import SAMPLES_FILE
 from midilm.specs import sample_set_key, samples_stage
 from midilm.specs.evaluate import evaluate_spec
 

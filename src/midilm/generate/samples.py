@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from midilm.common.io import atomic_dir, write_json_atomic
 from midilm.common.logging import get_logger, progress_disabled
-from midilm.common.paths import relpath
+from midilm.common.paths import SAMPLES_FILE, relpath
 from midilm.common.seeding import derive_seed
 from midilm.generate.codec import Codec, Decoded, Prepared, seconds_of
 from midilm.generate.prompts import Prompt
@@ -22,8 +22,6 @@ from midilm.specs.generate import GenerateSpec
 from midilm.tokenize.base import DecodeError
 
 log = get_logger(__name__)
-
-SAMPLES_FILE = "samples.json"
 
 
 def sampling_of(spec: GenerateSpec) -> Sampling:

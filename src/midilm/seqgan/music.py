@@ -31,10 +31,9 @@ import torch
 
 from midilm.common.io import atomic_dir, write_json_atomic
 from midilm.common.logging import get_logger
-from midilm.common.paths import Layout, relpath
+from midilm.common.paths import SAMPLES_FILE, Layout, relpath
 from midilm.common.spec import as_dict
 from midilm.generate.codec import seconds_of
-from midilm.generate.samples import SAMPLES_FILE
 from midilm.seqgan.algorithm import Task, Trained, device_generator
 from midilm.seqgan.experiment import run_experiment
 from midilm.seqgan.lstm import SeqLSTM
