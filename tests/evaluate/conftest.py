@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from midilm.datasets.sources import PieceTask, abc_tasks
-from midilm.datasets.validate import Filters
+from midilm.common.params import load_params, to_plain
+from midilm.datasets.sources import PieceTask, ReadRules, abc_tasks
 from midilm.datasets.worker import process_piece
+from midilm.specs.dataset import SourceSpec, dataset_spec
+from tests.conftest import REPO_ROOT
 
 CHORALES = ("bwv269", "bwv347", "bwv153.1", "bwv86.6", "bwv267", "bwv281", "bwv40.3", "bwv27.6")
 ONEILLS = (
@@ -33,12 +35,18 @@ def default_profile_midis(tmp_path_factory: pytest.TempPathFactory) -> dict[str,
         PieceTask("bach_chorales", n, "music21_chorales", f"music21:bach/{n}", "", f"bach/{n}")
         for n in CHORALES
     ]
-    oneills = {t.name: t for t in abc_tasks("oneills1850", {"corpus_dir": "oneills1850"})}
+    spec = dataset_spec(to_plain(load_params(REPO_ROOT / "params.yaml")))
+    rules = ReadRules.of(spec)
+
+    def tunes(dataset: str, folder: str) -> list[PieceTask]:
+        return abc_tasks(dataset, SourceSpec(kind="music21_abc", corpus_dir=folder), rules).tasks
+
+    oneills = {t.name: t for t in tunes("oneills1850", "oneills1850")}
     tasks += [oneills[name] for name in ONEILLS]
-    tasks += abc_tasks("essen_folksong", {"corpus_dir": "essenFolksong"})[:ESSEN]
+    tasks += tunes("essen_folksong", "essenFolksong")[:ESSEN]
     paths = {}
     for task in tasks:
-        result = process_piece(task, Filters())
+        result = process_piece(task, spec.filters)
         assert result.midi is not None, f"{task.id}: {result.reason} {result.detail}"
         path = out / f"{task.dataset}__{task.name}.mid"
         path.write_bytes(result.midi)
