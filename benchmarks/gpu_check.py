@@ -99,7 +99,7 @@ STEPS: list[Step] = [
     Step("train_rwkv6", 20, 6,
          "450 MFLOP/token x 12k tokens = 5.5e12 FLOP/step plus 16 WKV chunks x 20 layers of "
          "small kernels; 4 steps ~1 s, build ~3 s", gpu_steps.train_family("rwkv6")),
-    Step("train_seqgan", 20, 10, "one adversarial batch of the paper's sizes (when present)",
+    Step("train_seqgan", 20, 10, "one adversarial batch of the paper's sizes at length 32",
          gpu_steps.train_seqgan),
     Step("rwkv6_kernel", 20, 8,
          "WKV at 4x512x8x64: fp64 recurrent reference 512 steps fwd+bwd <1 s per regime; "

@@ -385,17 +385,18 @@ def train_family(key: str) -> Callable[[Check, dict[str, Any]], None]:
 
 
 def train_seqgan(check: Check, record: dict[str, Any]) -> None:
-    """SeqGAN's adversarial batch at the paper's sizes, once `midilm.seqgan` exists."""
-    if importlib.util.find_spec("midilm.seqgan") is None:
-        raise Skipped("seqgan package not present")
-    seqgan = importlib.import_module("midilm.seqgan")
-    measure = getattr(seqgan, "measure_adversarial_batch", None)
-    if measure is None:
-        raise Skipped(
-            "midilm.seqgan has no measure_adversarial_batch(device, length, dry_run) -> dict "
-            "(seconds and peak memory of one adversarial batch): wire it in benchmarks/gpu_steps.py"
-        )
-    record.update(measure(check.device, 32, check.dry_run))
+    """One SeqGAN adversarial batch at the paper's sizes (64 sequences x 16 roll-outs of every
+    prefix, 5 x 3 discriminator epochs on 1,024 + 1,024, the full discriminator) at the music
+    task's length 32; dry run: tiny. Longer lengths: benchmarks/bench_seqgan.py --device cuda."""
+    from midilm.seqgan.bench import BenchSizes, measure_adversarial_batch
+
+    if check.dry_run:
+        sizes = BenchSizes(g_batch=4, rollouts=2, positives=16, d_rounds=1, d_epochs=1,
+                           filter_scale=0.05)  # fmt: skip
+    else:
+        sizes = BenchSizes()
+    record["sizes"] = dataclasses.asdict(sizes)
+    record["lengths"] = {"32": measure_adversarial_batch(32, check.device, sizes)}
 
 
 # --- RWKV-6's WKV kernel -----------------------------------------------------------------------
