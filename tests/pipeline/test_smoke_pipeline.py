@@ -171,27 +171,6 @@ def test_changing_a_generate_param_reruns_only_what_depends_on_it(smoke_repo: Pa
         assert "Running stage 'train@" not in restored
 
 
-def test_two_smoke_runs_produce_byte_identical_tables(
-    smoke_repo: Path, tmp_path_factory: pytest.TempPathFactory, repo_root: Path
-) -> None:
-    other = make_smoke_repo(repo_root, tmp_path_factory.mktemp("smoke_b"))
-    _run(["dvc", "repro"], other)
-    names = sorted(p.name for p in (smoke_repo / "reports" / "tables").iterdir())
-    assert names == sorted(p.name for p in (other / "reports" / "tables").iterdir())
-    compared = [n for n in names if not is_measured(n.split(".")[0])]
-    assert len(compared) >= 12
-    for name in compared:
-        first = (smoke_repo / "reports" / "tables" / name).read_bytes()
-        second = (other / "reports" / "tables" / name).read_bytes()
-        assert first == second, f"{name} differs between two identical smoke runs"
-    # every deterministic output has the same hash in both dvc.lock files, so a fresh clone of a
-    # commit reproduces its lock (measured outputs are `cache: false` files of their own)
-    first_lock, second_lock = lock_outputs(smoke_repo), lock_outputs(other)
-    assert first_lock.keys() == second_lock.keys()
-    differ = sorted(path for path in first_lock if first_lock[path] != second_lock[path])
-    assert all(measured_output(path) for path in differ), differ
-
-
 def lock_outputs(repo: Path) -> dict[str, str]:
     """Output path -> its hash in dvc.lock."""
     lock = yaml.safe_load((repo / "dvc.lock").read_text())
@@ -203,8 +182,9 @@ def lock_outputs(repo: Path) -> dict[str, str]:
 
 
 def measured_output(path: str) -> bool:
-    """Wall-clock measurements: the speed files, the complexity timings, the report's tables."""
-    return path.startswith(("outputs/speed/", "reports/tables")) or path.endswith(
+    """Wall-clock measurements: the speed files, the complexity timings, the report's tables and
+    the site that shows them (T7 and the `*_speed` tables are pages of it)."""
+    return path.startswith(("outputs/speed/", "reports/tables", "reports/site")) or path.endswith(
         ("speed.json", "complexity.json")
     )
 
@@ -212,7 +192,9 @@ def measured_output(path: str) -> bool:
 def test_the_smoke_dag_on_slurm_reproduces_the_local_tables(
     smoke_repo: Path, tmp_path_factory: pytest.TempPathFactory, repo_root: Path, request
 ) -> None:
-    """Every stage as a Slurm job (MIDILM_EXECUTOR=slurm): same tables, DVC status clean."""
+    """A second run, every stage as a Slurm job (MIDILM_EXECUTOR=slurm): byte-identical tables,
+    the same hash for every deterministic output in dvc.lock (so a fresh clone of a commit
+    reproduces its lock), DVC status clean."""
     request.getfixturevalue("slurm_cluster")
     repo = make_smoke_repo(repo_root, tmp_path_factory.mktemp("smoke_slurm"))
     env = {**_env(), "MIDILM_EXECUTOR": "slurm"}
@@ -220,8 +202,17 @@ def test_the_smoke_dag_on_slurm_reproduces_the_local_tables(
     assert result.returncode == 0, result.stdout + result.stderr
     logs = sorted(p.name for p in (repo / "logs" / "slurm").glob("*.log"))
     assert any(name.startswith("train-") for name in logs), logs
-    for table in (smoke_repo / "reports" / "tables").iterdir():
-        if not is_measured(table.name.split(".")[0]):
-            assert table.read_bytes() == (repo / "reports" / "tables" / table.name).read_bytes()
+    names = sorted(p.name for p in (smoke_repo / "reports" / "tables").iterdir())
+    assert names == sorted(p.name for p in (repo / "reports" / "tables").iterdir())
+    compared = [n for n in names if not is_measured(n.split(".")[0])]
+    assert len(compared) >= 12
+    for name in compared:
+        first = (smoke_repo / "reports" / "tables" / name).read_bytes()
+        second = (repo / "reports" / "tables" / name).read_bytes()
+        assert first == second, f"{name} differs between two identical smoke runs"
+    first_lock, second_lock = lock_outputs(smoke_repo), lock_outputs(repo)
+    assert first_lock.keys() == second_lock.keys()
+    differ = sorted(path for path in first_lock if first_lock[path] != second_lock[path])
+    assert all(measured_output(path) for path in differ), differ
     status = _run(["dvc", "status"], repo).stdout
     assert "up to date" in status, status
