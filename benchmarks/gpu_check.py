@@ -42,6 +42,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+# MKL's strict reproducible mode before MKL's first call, as midilm.models.runtime sets it: the
+# resume step compares a run of this process with one of a fresh process byte for byte
+os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
+
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -39,7 +39,7 @@ def synthetic_repo(root: Path, device: str, run: dict[str, int]) -> dict[str, An
     from midilm.common.paths import Layout
     from midilm.specs.tokenizer import tokenizer_spec
     from midilm.store.binidx import BinIdxWriter, dtype_for_vocab
-    from midilm.tokenize.base import build_tokenizer
+    from midilm.tokenize.factory import build_tokenizer
 
     params = to_plain(load_params(REPO / "params.yaml"))
     tokenizer = build_tokenizer(tokenizer_spec(params, TOKENIZER).build_cfg)

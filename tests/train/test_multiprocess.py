@@ -113,7 +113,7 @@ def test_ddp_equals_one_process_with_the_doubled_batch(ddp: Layout, doubled: Lay
 
 def test_only_rank_zero_writes(ddp: Layout) -> None:
     out = ddp.model_dir("tiny")
-    names = {"weights", "train_log.csv", "metrics.json", "live", "wandb"}
+    names = {"weights", "train_log.csv", "metrics.json", "speed.json", "live", "wandb"}
     assert {p.name for p in out.iterdir()} == names  # checkpoints cleared
     assert len(list((out / "wandb").glob("offline-run-*"))) == 1
     series = (out / "live" / "plots" / "metrics" / "train" / "loss.tsv").read_text()
