@@ -15,8 +15,8 @@ from typing import Any
 
 import pandas as pd
 
-from midilm.common.io import read_json
 from midilm.common.paths import Layout
+from midilm.report.inputs import need, read_input
 from midilm.report.listening import t8_listening
 from midilm.report.seqgan import seqgan_speed_from_benchmark, seqgan_table
 from midilm.report.tables import Column, Table
@@ -55,16 +55,6 @@ def table(name: str) -> Callable[[TableBuilder], TableBuilder]:
         return builder
 
     return register
-
-
-def _need(path: Path, stage: str) -> Path:
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: missing input of the report; run `dvc repro {stage}`.")
-    return path
-
-
-def _json(path: Path, stage: str) -> dict[str, Any]:
-    return read_json(_need(path, stage))
 
 
 def _dedup_rows(layout: Layout, manifest: pd.DataFrame) -> pd.DataFrame:
@@ -116,8 +106,8 @@ def _chunk_counts(params: dict[str, Any], layout: Layout) -> dict[tuple[str, str
 def datasets_table(params: dict[str, Any], layout: Layout) -> Table:
     """Per dataset and split: files, unique pieces, sequences after chunking, hours, notes,
     notes/s; quarantined files."""
-    manifest = pd.read_parquet(_need(layout.split_manifest, "split"))
-    quarantine = pd.read_parquet(_need(layout.quarantine_report, "datasets"))
+    manifest = pd.read_parquet(need(layout.split_manifest, "split"))
+    quarantine = pd.read_parquet(need(layout.quarantine_report, "datasets"))
     if "reason" in quarantine:  # pieces left out by a dataset option are not bad files
         quarantine = quarantine[quarantine["reason"] != "excluded"]
     quarantined = quarantine.groupby("dataset").size().to_dict() if len(quarantine) else {}
@@ -190,7 +180,8 @@ def datasets_table(params: dict[str, Any], layout: Layout) -> Table:
 def _token_stats(params: dict[str, Any], layout: Layout) -> list[Any]:
     """`data/tokens/<tok>/stats.json` of every tokenizer (deterministic)."""
     return [
-        _json(layout.tokens_dir(n) / "stats.json", f"tokenize@{n}") for n in tokenizer_keys(params)
+        read_input(layout.tokens_dir(n) / "stats.json", f"tokenize@{n}")
+        for n in tokenizer_keys(params)
     ]
 
 
@@ -262,7 +253,8 @@ def tokenizers_table(params: dict[str, Any], layout: Layout) -> Table:
 def tokenizers_speed_table(params: dict[str, Any], layout: Layout) -> Table:
     """Encoding files/s of each tokenize stage run, from `data/tokens/<tok>/speed.json`."""
     speeds = {
-        n: _json(layout.speed_file("tokenize", n), f"tokenize@{n}") for n in tokenizer_keys(params)
+        n: read_input(layout.speed_file("tokenize", n), f"tokenize@{n}")
+        for n in tokenizer_keys(params)
     }
     rows = [
         [name, speed.get("files"), speed.get("workers"), speed.get("encode_files_per_s")]
@@ -282,9 +274,9 @@ AUGMENT_TRANSFORMS = ("transpose", "modulation", "tempo", "velocity_jitter")
 @table("T3_augmentation")
 def augmentation_table(params: dict[str, Any], layout: Layout) -> Table:
     """Train pieces and tokens (training tokenizer) before and after each transform."""
-    manifest = pd.read_parquet(_need(layout.augment_manifest, "augment"))
+    manifest = pd.read_parquet(need(layout.augment_manifest, "augment"))
     name = _main_model(params).tokenizer
-    path = _need(layout.tokens_dir(name) / "sequences.parquet", f"tokenize@{name}")
+    path = need(layout.tokens_dir(name) / "sequences.parquet", f"tokenize@{name}")
     tokens = pd.read_parquet(path, columns=["id", "n_tokens"]).groupby("id")["n_tokens"].sum()
     train = manifest[manifest["split"] == "train"]
     originals, copies = train[~train["augmented"]], train[train["augmented"]]
@@ -337,7 +329,8 @@ def augmentation_table(params: dict[str, Any], layout: Layout) -> Table:
 
 def _model_metrics(params: dict[str, Any], layout: Layout) -> list[dict[str, Any]]:
     return [
-        _json(layout.model_dir(key) / "metrics.json", f"train@{key}") for key in model_keys(params)
+        read_input(layout.model_dir(key) / "metrics.json", f"train@{key}")
+        for key in model_keys(params)
     ]
 
 
@@ -389,7 +382,7 @@ def models_table(params: dict[str, Any], layout: Layout) -> Table:
 def models_speed_table(params: dict[str, Any], layout: Layout) -> Table:
     rows = []
     for key in model_keys(params):
-        speed = _json(layout.model_dir(key) / "speed.json", f"train@{key}")
+        speed = read_input(layout.model_dir(key) / "speed.json", f"train@{key}")
         rows.append(
             [
                 key,
@@ -415,7 +408,7 @@ def models_speed_table(params: dict[str, Any], layout: Layout) -> Table:
 
 @table("T7_complexity")
 def complexity_table(params: dict[str, Any], layout: Layout) -> Table:
-    data = _json(layout.complexity_file, "complexity")
+    data = read_input(layout.complexity_file, "complexity")
     return Table(
         "Decoding cost against context length (measured)",
         [
@@ -560,7 +553,7 @@ def distribution_table(params: dict[str, Any], layout: Layout) -> Table:
 
 
 def _csv(path: Path, stage: str) -> pd.DataFrame:
-    return pd.read_csv(_need(path, stage))
+    return pd.read_csv(need(path, stage))
 
 
 def _nan_none(value: Any) -> Any:

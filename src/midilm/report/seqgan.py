@@ -14,6 +14,7 @@ from typing import Any
 
 from midilm.common.io import read_json
 from midilm.common.paths import Layout
+from midilm.report.inputs import read_input
 from midilm.report.tables import Column, Table
 
 ROWS = (("random", "random (untrained generator)"), ("mle", "MLE"), ("seqgan", "SeqGAN"))
@@ -21,17 +22,10 @@ PAPER_NLL = {"random": 10.310, "mle": 9.038, "seqgan": 8.736}  # Table 1
 PAPER_MUSIC = {"mle": (0.9210, 22.38), "seqgan": (0.9406, 20.62)}  # Table 4: BLEU-4, MSE
 
 
-def _metrics(folder: Path, stage: str) -> dict[str, Any]:
-    path = folder / "metrics.json"
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: missing input of the report; run `dvc repro {stage}`.")
-    return read_json(path)
-
-
 def seqgan_table(params: dict[str, Any], layout: Layout) -> Table:
     """T6_seqgan: random, MLE and SeqGAN x NLL-oracle, BLEU-4, MSE, then the paper's values."""
-    oracle = _metrics(layout.seqgan_dir("oracle"), "seqgan_oracle")
-    music = _metrics(layout.seqgan_dir("music"), "seqgan_music")
+    oracle = read_input(layout.seqgan_dir("oracle") / "metrics.json", "seqgan_oracle")
+    music = read_input(layout.seqgan_dir("music") / "metrics.json", "seqgan_music")
     rows: list[list[Any]] = []
     for key, label in ROWS:
         nll = oracle["rows"][key]["nll_oracle"]
