@@ -21,6 +21,7 @@ from midilm.audio.soundfont import resolve_soundfont
 from midilm.cli import app
 from midilm.common.paths import Layout
 from midilm.generate.prompts import random_notes
+from midilm.generate.prompts import test_prompts as split_prompts
 from midilm.specs.audio import audio_spec
 from midilm.specs.generate import RandomPromptSpec
 from midilm.tokenize import load_tokenizer
@@ -111,3 +112,15 @@ def test_random_notes_follow_seed_001() -> None:
     waits = np.diff([n.time for n in notes])  # ms (1 tick = 1 ms)
     assert all(160 <= w <= 640 and w % 8 == 0 for w in waits)
     assert all(n.velocity >= 1 for n in notes)
+
+
+def test_test_prompts_are_a_seeded_sample_of_the_test_split(packed_corpus: Layout) -> None:
+    """Each test piece once, in an order the seed picks (not the ids'), the same for a seed."""
+    orders = {
+        seed: tuple(p.reference_id for p in split_prompts(packed_corpus, "remi", 2, 8, seed))
+        for seed in range(8)
+    }
+    assert {tuple(sorted(order)) for order in orders.values()} == {tuple(sorted(orders[0]))}
+    assert len(set(orders.values())) == 2  # both orders occur: the seed decides
+    again = [p.reference_id for p in split_prompts(packed_corpus, "remi", 2, 8, 5)]
+    assert tuple(again) == orders[5]
