@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from midilm.specs.train import TrainSpec, train_spec
 from midilm.store.binidx import BinIdxWriter, dtype_for_vocab
 from midilm.store.sequences import write_sequences
 from midilm.tokenize.factory import build_tokenizer
+from tests import smoke_repo
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATASETS = Path(
@@ -78,6 +80,18 @@ def slurm_cluster(repo_root: Path) -> None:
     if os.geteuid() != 0:
         pytest.skip("starting a Slurm cluster needs root")
     subprocess.run(["bash", str(repo_root / "infra" / "slurm" / "start.sh")], check=True)
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory: pytest.TempPathFactory, repo_root: Path) -> smoke_repo.SmokeRun:
+    """The smoke profile through `dvc repro`, once per session: the end-to-end tests of the DAG
+    and of the Prefect flow compare their runs with its tables (taken before any test changes
+    the repo)."""
+    repo = smoke_repo.make_smoke_repo(repo_root, tmp_path_factory.mktemp("smoke_a"))
+    started = time.monotonic()
+    smoke_repo.run(["dvc", "repro"], repo)
+    print(f"smoke dvc repro: {time.monotonic() - started:.1f} s")
+    return smoke_repo.SmokeRun(repo, smoke_repo.tables_of(repo))
 
 
 # A tiny real split manifest (the twelve chorales: 8 train, 2 valid, 2 test) in a temp repo.

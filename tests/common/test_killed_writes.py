@@ -4,7 +4,6 @@ folder beside it, and DVC reports the stage as changed (slow test, a smoke repo)
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import shutil
@@ -19,6 +18,7 @@ import yaml
 
 from midilm.common.paths import Layout
 from midilm.store.stage import run_pack
+from tests.smoke_repo import GIT_ENV, make_smoke_repo
 
 KILLHOOK = Path(__file__).parent / "killhook"
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -119,15 +119,6 @@ def test_a_killed_shard_is_never_merged(params: dict[str, Any], split_layout: La
     assert not split_layout.augment_dir.exists()
 
 
-def _smoke_helpers() -> Any:
-    path = REPO_ROOT / "tests" / "pipeline" / "test_smoke_pipeline.py"
-    spec = importlib.util.spec_from_file_location("midilm_smoke_pipeline", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _dvc(repo: Path, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         ["dvc", *args], cwd=repo, env=env, capture_output=True, text=True, check=False
@@ -141,11 +132,10 @@ def test_dvc_never_takes_a_killed_stage_as_complete(
     """Smoke repo: `dvc repro augment`, change an augment param, `dvc repro augment` killed mid-
     write: no partial output at data/augmented, dvc.lock untouched, `dvc status` says changed;
     the next `dvc repro` completes and leaves the stage up to date."""
-    smoke = _smoke_helpers()
-    repo = smoke.make_smoke_repo(REPO_ROOT, tmp_path_factory.mktemp("smoke_kill"))
+    repo = make_smoke_repo(REPO_ROOT, tmp_path_factory.mktemp("smoke_kill"))
     env = killed_env("")
     del env["MIDILM_KILL_AT"]
-    env.update(smoke.GIT_ENV)
+    env.update(GIT_ENV)
     first = _dvc(repo, "repro", "augment", env=env)
     assert first.returncode == 0, first.stdout + first.stderr
     augmented = repo / "data" / "augmented"

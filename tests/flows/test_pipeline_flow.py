@@ -2,42 +2,22 @@
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 import subprocess
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
 from flows.dvc_dag import StageFailed
 from flows.pipeline import midilm_pipeline
-from midilm.report.builders import is_measured
+from tests import smoke_repo
+from tests.smoke_repo import SmokeRun, compared_tables
 
 pytestmark = pytest.mark.slow
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def load_smoke_helpers() -> ModuleType:
-    """tests/pipeline/test_smoke_pipeline.py as a module, for `make_smoke_repo` and `_env`."""
-    path = REPO_ROOT / "tests" / "pipeline" / "test_smoke_pipeline.py"
-    spec = importlib.util.spec_from_file_location("midilm_smoke_helpers", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-smoke = load_smoke_helpers()
-
-
-def compared_tables(repo: Path) -> dict[str, bytes]:
-    tables = repo / "reports" / "tables"
-    return {p.name: p.read_bytes() for p in sorted(tables.iterdir()) if not is_measured(p.stem)}
 
 
 def assert_dvc_status_clean(repo: Path) -> None:
-    status = smoke._run(["dvc", "status"], repo).stdout
+    status = smoke_repo.run(["dvc", "status"], repo).stdout
     assert "up to date" in status, status
 
 
@@ -45,7 +25,7 @@ def assert_dvc_status_clean(repo: Path) -> None:
 def pristine(tmp_path_factory: pytest.TempPathFactory, repo_root: Path) -> Path:
     """One smoke copy of this repo, committed, never run: every run below starts from a copy of it,
     so all runs see the same files and the same commit (the tables' provenance line)."""
-    return smoke.make_smoke_repo(repo_root, tmp_path_factory.mktemp("pristine"))
+    return smoke_repo.make_smoke_repo(repo_root, tmp_path_factory.mktemp("pristine"))
 
 
 def fresh_copy(pristine: Path, dest: Path) -> Path:
@@ -53,11 +33,9 @@ def fresh_copy(pristine: Path, dest: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def direct_tables(tmp_path_factory: pytest.TempPathFactory, pristine: Path) -> dict[str, bytes]:
-    """The smoke tables from a plain `dvc repro`, the reference."""
-    repo = fresh_copy(pristine, tmp_path_factory.mktemp("direct") / "repo")
-    smoke._run(["dvc", "repro"], repo)
-    return compared_tables(repo)
+def direct_tables(smoke_run: SmokeRun) -> dict[str, bytes]:
+    """The smoke tables of a plain `dvc repro` (the session's smoke run), the reference."""
+    return smoke_run.compared_tables()
 
 
 @pytest.fixture(scope="module")

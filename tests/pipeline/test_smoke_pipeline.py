@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
-import os
-import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import yaml
 
-from midilm.report.builders import is_measured
+from tests.smoke_repo import (
+    SmokeRun,
+    compared_tables,
+    env,
+    make_smoke_repo,
+    read_table,
+    run,
+    tables_of,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -31,64 +34,11 @@ TABLES = (
     "T7_complexity",
     "T8_listening",
 )
-GIT_ENV = {
-    "GIT_AUTHOR_NAME": "midilm-test",
-    "GIT_AUTHOR_EMAIL": "test@midilm.invalid",
-    "GIT_COMMITTER_NAME": "midilm-test",
-    "GIT_COMMITTER_EMAIL": "test@midilm.invalid",
-    "GIT_AUTHOR_DATE": "2026-01-01T00:00:00+0000",
-    "GIT_COMMITTER_DATE": "2026-01-01T00:00:00+0000",
-}
-
-
-def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MIDILM_EXECUTOR", "GIT_"))}
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    env["MIDILM_NO_PROGRESS"] = "1"
-    env.update(GIT_ENV)
-    return env
-
-
-def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(args, cwd=cwd, env=_env(), capture_output=True, text=True, check=False)
-    assert result.returncode == 0, f"{' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
-    return result
-
-
-def make_smoke_repo(source: Path, dest: Path) -> Path:
-    """Copy the tracked and untracked-not-ignored files, compose the smoke profile, commit."""
-    listing = subprocess.run(
-        ["git", "ls-files", "-co", "--exclude-standard", "-z"],
-        cwd=source,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    for name in filter(None, listing.split("\0")):
-        src = source / name
-        if src.is_file() and not name.startswith("reports/tables/"):
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / name)
-    _run([sys.executable, "-m", "midilm.cli", "params", "compose", "profile=smoke"], dest)
-    _run(["git", "init", "-q", "-b", "main"], dest)
-    _run(["git", "add", "-A"], dest)
-    _run(["git", "commit", "-q", "-m", "smoke"], dest)
-    return dest
-
-
-def read_table(repo: Path, name: str) -> list[dict[str, str]]:
-    text = (repo / "reports" / "tables" / f"{name}.csv").read_text(encoding="utf-8")
-    rows = [line for line in text.splitlines() if not line.startswith("#")]
-    return list(csv.DictReader(io.StringIO("\n".join(rows))))
 
 
 @pytest.fixture(scope="module")
-def smoke_repo(tmp_path_factory: pytest.TempPathFactory, repo_root: Path) -> Path:
-    repo = make_smoke_repo(repo_root, tmp_path_factory.mktemp("smoke_a"))
-    started = time.monotonic()
-    _run(["dvc", "repro"], repo)
-    print(f"smoke dvc repro: {time.monotonic() - started:.1f} s")
-    return repo
+def smoke_repo(smoke_run: SmokeRun) -> Path:
+    return smoke_run.repo
 
 
 def test_smoke_dag_writes_every_table_with_real_numbers(smoke_repo: Path) -> None:
@@ -147,7 +97,7 @@ def test_smoke_dag_writes_every_table_with_real_numbers(smoke_repo: Path) -> Non
 
 def test_rerun_with_nothing_changed_does_nothing(smoke_repo: Path) -> None:
     started = time.monotonic()
-    result = _run(["dvc", "repro"], smoke_repo)
+    result = run(["dvc", "repro"], smoke_repo)
     assert "Running stage" not in result.stdout
     assert time.monotonic() - started < 60
 
@@ -160,14 +110,14 @@ def test_changing_a_generate_param_reruns_only_what_depends_on_it(smoke_repo: Pa
         params.write_text(
             f"{head}\ngenerate:\n" + tail.replace("temperature: 1.0", "temperature: 0.9", 1)
         )
-        ran = _run(["dvc", "repro"], smoke_repo).stdout
+        ran = run(["dvc", "repro"], smoke_repo).stdout
         for stage in ("generate@gpt", "evaluate@gpt", "report"):
             assert f"Running stage '{stage}'" in ran
         for stage in ("datasets", "split", "augment", "tokenize@", "pack@", "train@", "complexity"):
             assert f"Running stage '{stage}" not in ran
     finally:
         params.write_text(original)
-        restored = _run(["dvc", "repro"], smoke_repo).stdout  # back to the first run's outputs
+        restored = run(["dvc", "repro"], smoke_repo).stdout  # back to the first run's outputs
         assert "Running stage 'train@" not in restored
 
 
@@ -190,29 +140,29 @@ def measured_output(path: str) -> bool:
 
 
 def test_the_smoke_dag_on_slurm_reproduces_the_local_tables(
-    smoke_repo: Path, tmp_path_factory: pytest.TempPathFactory, repo_root: Path, request
+    smoke_run: SmokeRun, tmp_path_factory: pytest.TempPathFactory, repo_root: Path, request
 ) -> None:
     """A second run, every stage as a Slurm job (MIDILM_EXECUTOR=slurm): byte-identical tables,
     the same hash for every deterministic output in dvc.lock (so a fresh clone of a commit
     reproduces its lock), DVC status clean."""
     request.getfixturevalue("slurm_cluster")
     repo = make_smoke_repo(repo_root, tmp_path_factory.mktemp("smoke_slurm"))
-    env = {**_env(), "MIDILM_EXECUTOR": "slurm"}
-    result = subprocess.run(["dvc", "repro"], cwd=repo, env=env, capture_output=True, text=True)
+    slurm_env = {**env(), "MIDILM_EXECUTOR": "slurm"}
+    result = subprocess.run(
+        ["dvc", "repro"], cwd=repo, env=slurm_env, capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     logs = sorted(p.name for p in (repo / "logs" / "slurm").glob("*.log"))
     assert any(name.startswith("train-") for name in logs), logs
-    names = sorted(p.name for p in (smoke_repo / "reports" / "tables").iterdir())
-    assert names == sorted(p.name for p in (repo / "reports" / "tables").iterdir())
-    compared = [n for n in names if not is_measured(n.split(".")[0])]
-    assert len(compared) >= 12
-    for name in compared:
-        first = (smoke_repo / "reports" / "tables" / name).read_bytes()
-        second = (repo / "reports" / "tables" / name).read_bytes()
-        assert first == second, f"{name} differs between two identical smoke runs"
-    first_lock, second_lock = lock_outputs(smoke_repo), lock_outputs(repo)
+    assert sorted(tables_of(repo)) == sorted(smoke_run.tables)
+    first = smoke_run.compared_tables()
+    assert len(first) >= 12
+    second = compared_tables(repo)
+    for name in first:
+        assert first[name] == second[name], f"{name} differs between two identical smoke runs"
+    first_lock, second_lock = lock_outputs(smoke_run.repo), lock_outputs(repo)
     assert first_lock.keys() == second_lock.keys()
     differ = sorted(path for path in first_lock if first_lock[path] != second_lock[path])
     assert all(measured_output(path) for path in differ), differ
-    status = _run(["dvc", "status"], repo).stdout
+    status = run(["dvc", "status"], repo).stdout
     assert "up to date" in status, status
