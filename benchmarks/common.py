@@ -32,9 +32,22 @@ def environment() -> dict[str, Any]:
         "machine": platform.machine(),
         "platform": platform.platform(),
         "processor": platform.processor() or None,
+        "cpu_model": cpu_model(),
         "cpu_count": os.cpu_count(),
         "load_average_at_start": list(os.getloadavg()),
     }
+
+
+def cpu_model() -> str | None:
+    """The CPU's name from /proc/cpuinfo (Linux): results differ between CPU models, so compare
+    figures only between runs on the same one."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return None
+    return next(
+        (line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), None
+    )
 
 
 def write_result(name: str, result: dict[str, Any]) -> Path:
