@@ -9,6 +9,9 @@ Each measurement is a fresh process that trains the family's smoke model (conf/m
 step at the training group's batch size and thread count (conf/train/default.yaml), `--warmup`
 steps untimed, then `--steps` timed. `generate` samples from the smoke GPT as the generate stage
 does (its thread count, batch and top-k/top-p; one step = `--gen-tokens` new tokens per row).
+`stage:<command>:<key>` (e.g. `stage:tokenize:tsd`) times one whole run of that stage's command,
+`python -m midilm tokenize tsd`, in this checkout (it rewrites the stage's outputs: run the DAG
+first; `dvc checkout` restores the measured speed files afterwards).
 A policy is how long an idle OpenMP thread spins before it sleeps (GNU OpenMP, torch's on Linux):
   - `libgomp`: its default, 300,000 spins (what every run had before midilm set one);
   - `midilm`: what `import midilm` sets when the environment sets none (midilm.OPENMP_SPIN_COUNT);
@@ -47,6 +50,8 @@ from common import environment, write_result
 
 REPO = Path(__file__).resolve().parents[1]
 WORKLOADS = ("gpt", "mistral", "llama", "mamba", "rwkv6", "generate")
+RUSAGE_WHO = (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+STAGE = "stage:"  # stage:tokenize:tsd runs `python -m midilm tokenize tsd`
 LIBGOMP_DEFAULT_SPINS = "300000"
 MARK = "BENCH_RESULT "
 READY = "NEIGHBOUR_READY"
@@ -87,8 +92,10 @@ def smoke_cfg(key: str) -> dict:
     return {"family": entry["family"], "dropout": entry["dropout"], **entry["sizes"]["smoke"]}
 
 
-def threads_of(workload: str) -> int:
-    """The thread count the stage runs the workload on."""
+def threads_of(workload: str) -> int | None:
+    """The thread count the stage runs the workload on (None: a whole stage, its own)."""
+    if workload.startswith(STAGE):
+        return None
     group = "generate" if workload == "generate" else "train"
     return int(conf(group, "default.yaml")["threads"])
 
@@ -143,7 +150,19 @@ def generate_steps(threads: int, vocab: int, new_tokens: int) -> Iterator[float]
             yield time.perf_counter() - start
 
 
+def stage_steps(stage_args: list[str]) -> Iterator[float]:
+    """Wall seconds of one run of a pipeline stage command in this checkout, forever."""
+    while True:
+        start = time.perf_counter()
+        subprocess.run(
+            [sys.executable, "-m", "midilm", *stage_args], cwd=REPO, check=True, capture_output=True
+        )
+        yield time.perf_counter() - start
+
+
 def steps_of(workload: str, scan: str, args: argparse.Namespace) -> Iterator[float]:
+    if workload.startswith(STAGE):
+        return stage_steps(workload[len(STAGE) :].split(":"))
     threads = threads_of(workload)
     if workload == "generate":
         return generate_steps(threads, args.vocab, args.gen_tokens)
@@ -157,7 +176,7 @@ def worker(args: argparse.Namespace) -> None:
             seconds.append(step)
         if len(seconds) == args.steps:
             break
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = max(resource.getrusage(who).ru_maxrss for who in RUSAGE_WHO) / 1024
     print(MARK + json.dumps({"seconds": seconds, "peak_rss_mb": round(peak, 1)}), flush=True)
 
 
@@ -263,9 +282,10 @@ def main() -> None:
     env = environment()
     runs = []
     for workload in args.families.split(","):
-        if workload not in WORKLOADS:
+        if workload not in WORKLOADS and not workload.startswith(STAGE):
             raise SystemExit(f"bench_shared_cpu: unknown workload {workload!r}; use {WORKLOADS}")
-        run = measure_workload(workload, "chunked", policies, (args.warmup, args.steps), args)
+        steps = (0, 1) if workload.startswith(STAGE) else (args.warmup, args.steps)
+        run = measure_workload(workload, "chunked", policies, steps, args)
         print(json.dumps(run), flush=True)
         runs.append(run)
         if workload == "mamba" and args.anchor_steps:
