@@ -35,12 +35,12 @@ class SmokeRun:
     tables: dict[str, bytes]
 
     def compared_tables(self) -> dict[str, bytes]:
-        """The tables a second run must reproduce byte for byte (all but the measured ones)."""
-        return {name: data for name, data in self.tables.items() if not measured_table(name)}
+        return deterministic(self.tables)
 
 
-def measured_table(name: str) -> bool:
-    return is_measured(name.split(".")[0])
+def deterministic(tables: dict[str, bytes]) -> dict[str, bytes]:
+    """The tables a second run must reproduce byte for byte (all but the measured ones)."""
+    return {name: data for name, data in tables.items() if not is_measured(name.split(".")[0])}
 
 
 def env() -> dict[str, str]:
@@ -85,7 +85,7 @@ def tables_of(repo: Path) -> dict[str, bytes]:
 
 
 def compared_tables(repo: Path) -> dict[str, bytes]:
-    return {n: data for n, data in tables_of(repo).items() if not measured_table(n)}
+    return deterministic(tables_of(repo))
 
 
 def read_table(repo: Path, name: str) -> list[dict[str, str]]:
