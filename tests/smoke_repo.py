@@ -15,6 +15,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 from midilm.report.builders import is_measured
 
 GIT_ENV = {
@@ -29,10 +31,11 @@ GIT_ENV = {
 
 @dataclass(frozen=True)
 class SmokeRun:
-    """A smoke repo after `dvc repro`, and its tables as that first run wrote them."""
+    """A smoke repo after `dvc repro`, and its tables and dvc.lock hashes as that run left them."""
 
     repo: Path
     tables: dict[str, bytes]
+    lock: dict[str, str]
 
     def compared_tables(self) -> dict[str, bytes]:
         return deterministic(self.tables)
@@ -92,3 +95,28 @@ def read_table(repo: Path, name: str) -> list[dict[str, str]]:
     text = (repo / "reports" / "tables" / f"{name}.csv").read_text(encoding="utf-8")
     rows = [line for line in text.splitlines() if not line.startswith("#")]
     return list(csv.DictReader(io.StringIO("\n".join(rows))))
+
+
+def lock_outputs(repo: Path) -> dict[str, str]:
+    """Output path -> its hash in dvc.lock."""
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())
+    return {
+        out["path"]: out.get("md5") or out.get("hash", "")
+        for stage in lock["stages"].values()
+        for out in stage.get("outs", [])
+    }
+
+
+def measured_output(path: str) -> bool:
+    """Wall-clock measurements: the speed files, the complexity timings, the report's tables and
+    the site that shows them (T7 and the `*_speed` tables are pages of it)."""
+    return path.startswith(("outputs/speed/", "reports/tables", "reports/site")) or path.endswith(
+        ("speed.json", "complexity.json")
+    )
+
+
+def differing_outputs(reference: dict[str, str], repo: Path) -> list[str]:
+    """The outputs whose dvc.lock hash in `repo` differs from `reference` (the same outputs)."""
+    lock = lock_outputs(repo)
+    assert lock.keys() == reference.keys(), sorted(lock.keys() ^ reference.keys())
+    return sorted(path for path in lock if lock[path] != reference[path])

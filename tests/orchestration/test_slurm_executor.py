@@ -71,6 +71,47 @@ def test_a_stage_asking_to_be_requeued_runs_again_and_sbatch_waits_for_it(
     assert (tmp_path / "runs").read_text().split() == ["0", "1"]
 
 
+SLOW_TO_STOP = """
+import os, signal, sys, time
+def stop(*_):  # training saving its checkpoint on SIGTERM: seconds, then "requeue me"
+    time.sleep(6)
+    sys.exit(75)
+signal.signal(signal.SIGTERM, stop)
+open("job_id.tmp", "w").write(os.environ["SLURM_JOB_ID"])
+os.replace("job_id.tmp", "job_id")
+time.sleep(300)
+"""
+
+
+def test_a_cancelled_job_fails_its_stage_though_sbatch_reads_exit_code_0(
+    slurm_cluster: None, tmp_path: Path
+) -> None:
+    """`scancel` while the stage still saves: Slurm marks the job CANCELLED at once, with exit
+    code 0 until the script ends, and `sbatch --wait` returns that 0. The launcher reads the final
+    state: the stage fails (DVC records nothing) and says why."""
+    env = {**os.environ, "MIDILM_EXECUTOR": "slurm"}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    argv = [sys.executable, "-m", "midilm.orchestration.launch", "split", "--"]
+    launcher = subprocess.Popen(
+        [*argv, sys.executable, "-c", SLOW_TO_STOP],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "job_id").exists():
+        assert time.monotonic() < deadline and launcher.poll() is None, "the job did not start"
+        time.sleep(0.2)
+    job_id = (tmp_path / "job_id").read_text()
+    subprocess.run(["scancel", job_id], check=True)
+    stdout, stderr = launcher.communicate(timeout=120)
+    assert launcher.returncode != 0, stderr
+    assert stdout.strip() == job_id  # the job id, as sbatch --parsable prints it
+    assert f"Slurm job {job_id} ended CANCELLED" in stderr
+
+
 def test_the_augment_stage_as_a_job_array_equals_the_unsharded_run(
     slurm_cluster: None, params: dict, split_layout: Layout, tmp_path: Path
 ) -> None:

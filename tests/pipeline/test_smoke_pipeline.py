@@ -1,25 +1,17 @@
-"""End to end: the smoke profile through the real DVC pipeline in a fresh copy of this repo."""
+"""End to end: the smoke profile through the real DVC pipeline in a fresh copy of this repo (the
+same DAG as Slurm jobs through the Prefect flow: tests/flows/test_pipeline_flow.py)."""
 
 from __future__ import annotations
 
 import json
 import math
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.smoke_repo import (
-    SmokeRun,
-    compared_tables,
-    env,
-    make_smoke_repo,
-    read_table,
-    run,
-    tables_of,
-)
+from tests.smoke_repo import SmokeRun, read_table, run
 
 pytestmark = pytest.mark.slow
 
@@ -119,50 +111,3 @@ def test_changing_a_generate_param_reruns_only_what_depends_on_it(smoke_repo: Pa
         params.write_text(original)
         restored = run(["dvc", "repro"], smoke_repo).stdout  # back to the first run's outputs
         assert "Running stage 'train@" not in restored
-
-
-def lock_outputs(repo: Path) -> dict[str, str]:
-    """Output path -> its hash in dvc.lock."""
-    lock = yaml.safe_load((repo / "dvc.lock").read_text())
-    return {
-        out["path"]: out.get("md5") or out.get("hash", "")
-        for stage in lock["stages"].values()
-        for out in stage.get("outs", [])
-    }
-
-
-def measured_output(path: str) -> bool:
-    """Wall-clock measurements: the speed files, the complexity timings, the report's tables and
-    the site that shows them (T7 and the `*_speed` tables are pages of it)."""
-    return path.startswith(("outputs/speed/", "reports/tables", "reports/site")) or path.endswith(
-        ("speed.json", "complexity.json")
-    )
-
-
-def test_the_smoke_dag_on_slurm_reproduces_the_local_tables(
-    smoke_run: SmokeRun, tmp_path_factory: pytest.TempPathFactory, repo_root: Path, request
-) -> None:
-    """A second run, every stage as a Slurm job (MIDILM_EXECUTOR=slurm): byte-identical tables,
-    the same hash for every deterministic output in dvc.lock (so a fresh clone of a commit
-    reproduces its lock), DVC status clean."""
-    request.getfixturevalue("slurm_cluster")
-    repo = make_smoke_repo(repo_root, tmp_path_factory.mktemp("smoke_slurm"))
-    slurm_env = {**env(), "MIDILM_EXECUTOR": "slurm"}
-    result = subprocess.run(
-        ["dvc", "repro"], cwd=repo, env=slurm_env, capture_output=True, text=True
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    logs = sorted(p.name for p in (repo / "logs" / "slurm").glob("*.log"))
-    assert any(name.startswith("train-") for name in logs), logs
-    assert sorted(tables_of(repo)) == sorted(smoke_run.tables)
-    first = smoke_run.compared_tables()
-    assert len(first) >= 12
-    second = compared_tables(repo)
-    for name in first:
-        assert first[name] == second[name], f"{name} differs between two identical smoke runs"
-    first_lock, second_lock = lock_outputs(smoke_run.repo), lock_outputs(repo)
-    assert first_lock.keys() == second_lock.keys()
-    differ = sorted(path for path in first_lock if first_lock[path] != second_lock[path])
-    assert all(measured_output(path) for path in differ), differ
-    status = run(["dvc", "status"], repo).stdout
-    assert "up to date" in status, status

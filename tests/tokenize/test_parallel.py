@@ -18,6 +18,7 @@ from midilm.tokenize.encode import encode_files
 from midilm.tokenize.parallel import Bounds, chunk_bounds, map_chunks, start_method
 
 MAIN_PID_ENV = "MIDILM_TEST_MAIN_PID"
+MARKS_ENV = "MIDILM_TEST_MARKS"
 
 
 def owner_of_chunk(bounds: Bounds) -> tuple[int, Bounds]:
@@ -28,18 +29,24 @@ def owner_of_chunk(bounds: Bounds) -> tuple[int, Bounds]:
     return os.getpid(), bounds
 
 
+def _mark_done(bounds: Bounds) -> Bounds:
+    """Leave a file per chunk run (its process and bounds) where the test counts them."""
+    Path(os.environ[MARKS_ENV], f"{os.getpid()}-{bounds[0]}").touch()
+    return bounds
+
+
 def fail_in_main(bounds: Bounds) -> Bounds:
     if os.environ.get(MAIN_PID_ENV) == str(os.getpid()):
         raise ValueError(f"chunk {bounds} failed")
-    time.sleep(0.01)
-    return bounds
+    time.sleep(0.1)
+    return _mark_done(bounds)
 
 
 def fail_in_pool(bounds: Bounds) -> Bounds:
     if os.environ.get(MAIN_PID_ENV) != str(os.getpid()):
         raise ValueError(f"chunk {bounds} failed in the pool")
-    time.sleep(0.01)
-    return bounds
+    time.sleep(0.1)
+    return _mark_done(bounds)
 
 
 def exit_in_pool(bounds: Bounds) -> Bounds:
@@ -73,24 +80,28 @@ def test_both_processes_take_chunks_in_order(method: str, monkeypatch: pytest.Mo
     assert {pid for pid, _ in results} - {os.getpid()}, "the pool process took no chunk"
 
 
-def test_an_error_stops_the_pool_and_is_raised(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_error_stops_the_pool_and_is_raised(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setenv(MAIN_PID_ENV, str(os.getpid()))
-    paths = [f"piece{i}.mid" for i in range(8 * 200)]  # 200 chunks of 10 ms in the pool
-    start = time.perf_counter()
+    monkeypatch.setenv(MARKS_ENV, str(tmp_path))
+    paths = [f"piece{i}.mid" for i in range(8 * 200)]  # 90 chunks of 0.1 s in the pool
     with pytest.raises(ValueError, match=r"chunk \(\d+, \d+\) failed"):
         map_chunks(build_tokenizer({"name": "midicompact"}), fail_in_main, paths, 2, "test")
-    assert time.perf_counter() - start < 1.0  # the pool did not go on through all 200
+    # the pool was joined before the error was raised, and had stopped after its current chunk
+    assert len(list(tmp_path.iterdir())) < len(chunk_bounds(len(paths), 2)) // 2
 
 
 def test_an_error_in_the_pool_names_the_worker_and_its_traceback(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setenv(MAIN_PID_ENV, str(os.getpid()))
+    monkeypatch.setenv(MARKS_ENV, str(tmp_path))
     paths = [f"piece{i}.mid" for i in range(8 * 200)]
-    start = time.perf_counter()
     with pytest.raises(RuntimeError, match=r"(?s)tokenize worker \(pid \d+\) failed.*ValueError"):
         map_chunks(build_tokenizer({"name": "midicompact"}), fail_in_pool, paths, 2, "test")
-    assert time.perf_counter() - start < 1.0  # this process stopped too
+    # this process stopped too, once the pool had failed (its start costs at most a few chunks)
+    assert len(list(tmp_path.iterdir())) < len(chunk_bounds(len(paths), 2)) // 2
     with pytest.raises(RuntimeError, match=r"exited with code 9 and no result"):
         map_chunks(build_tokenizer({"name": "midicompact"}), exit_in_pool, paths[:320], 2, "test")
 

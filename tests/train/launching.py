@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
+import psutil
 import yaml
 
 from midilm.common.paths import Layout
@@ -30,7 +34,7 @@ def write_params(params: dict[str, Any], layout: Layout) -> Path:
 
 def stage_env() -> dict[str, str]:
     """The environment of a stage subprocess run from a temporary repository root."""
-    env = dict(os.environ, MIDILM_NO_PROGRESS="1", OMP_NUM_THREADS="1")
+    env = dict(os.environ, MIDILM_NO_PROGRESS="1", OMP_NUM_THREADS="1", PYTHONFAULTHANDLER="1")
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
     env.pop("WANDB_MODE", None)
     return env
@@ -67,8 +71,27 @@ def launch(
 
 
 def run_launch(params: dict[str, Any], layout: Layout, processes: int, timeout: int = 300) -> None:
-    """Run a multi-process training to the end; fail with its log if it fails."""
+    """Run a multi-process training to the end; fail with its log if it fails or hangs."""
     process = launch(params, layout, processes)
-    code = process.wait(timeout=timeout)
-    log = (layout.root / "launch.log").read_text(errors="replace")
-    assert code == 0, f"torchrun exited {code}:\n{log[-6000:]}"
+    try:
+        code = process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        stop_hung(process)
+        code = None
+    lines = (layout.root / "launch.log").read_text(errors="replace").splitlines()
+    log = "\n".join(line for line in lines if not line.startswith("Extension modules:"))
+    assert code == 0, f"torchrun exited {code}:\n{log[-12000:]}"
+
+
+def stop_hung(process: subprocess.Popen[bytes]) -> None:
+    """Make every Python process of a hung launch print its threads' stacks into the log
+    (faulthandler, on SIGABRT), then kill them all so that no later test shares the cores."""
+    tree = [psutil.Process(process.pid), *psutil.Process(process.pid).children(recursive=True)]
+    for member in reversed(tree):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            member.send_signal(signal.SIGABRT)
+    time.sleep(2)
+    for member in tree:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            member.kill()
+    process.wait()

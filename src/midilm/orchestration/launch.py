@@ -16,6 +16,7 @@ import re
 import shlex
 import subprocess
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -237,19 +238,52 @@ def run_slurm(stage: str, command: Sequence[str], workdir: Path) -> int:
 def _submit(stage: str, script_path: Path, script: str, log_name: str) -> int:
     script_path.write_text(script, encoding="utf-8")
     try:
-        code = subprocess.call(sbatch_argv(script_path))
+        sbatch = subprocess.Popen(sbatch_argv(script_path), stdout=subprocess.PIPE, text=True)
     except FileNotFoundError:
         raise SystemExit(
             f"{EXECUTOR_ENV}=slurm but `sbatch` is not on PATH; start a cluster with "
             "infra/slurm/start.sh or unset MIDILM_EXECUTOR to run locally"
         ) from None
+    assert sbatch.stdout is not None
+    job_id = sbatch.stdout.readline().strip().split(";")[0]  # --parsable: "<id>[;<cluster>]"
+    print(job_id, flush=True)  # as sbatch itself would print it
+    code = sbatch.wait()
+    ended = job_end_states(job_id) if job_id.isdigit() else {}
+    failed = sorted(state for state in ended.values() if state != "COMPLETED")
+    if code == 0 and failed:  # `sbatch --wait` can read a cancelled job's exit code as 0
+        code = 1
     if code != 0:
+        how = f" ended {', '.join(failed)}" if failed else ""
         print(
-            f"midilm: stage {stage} failed as a Slurm job ({script_path.name}); "
+            f"midilm: stage {stage} failed as a Slurm job {job_id}{how} ({script_path.name}); "
             f"log: {script_path.parent}/{log_name}",
             file=sys.stderr,
         )
     return code
+
+
+# The states a job (or array task) is still in while Slurm finishes it.
+_UNFINISHED_STATES = {"COMPLETING", "CONFIGURING", "PENDING", "REQUEUED", "RESIZING", "RUNNING"}
+
+
+def job_end_states(job_id: str, settle_s: float = 60.0) -> dict[str, str]:
+    """JobId -> JobState of a job's records (one per array task) once Slurm has finished them.
+
+    `sbatch --wait` returns as soon as the job looks finished, and a job cancelled while its
+    batch script still runs looks finished with exit code 0; the final state says what happened.
+    Empty when scontrol no longer knows the job (MinJobAge passed): then sbatch's code stands.
+    """
+    deadline = time.monotonic() + settle_s
+    while True:
+        shown = subprocess.run(
+            ["scontrol", "-o", "show", "job", job_id], capture_output=True, text=True, check=False
+        )
+        states = dict(re.findall(r"\bJobId=(\d+)\b.*?\bJobState=(\S+)", shown.stdout))
+        if shown.returncode != 0 or not states:
+            return {}
+        if not _UNFINISHED_STATES & set(states.values()) or time.monotonic() > deadline:
+            return states
+        time.sleep(0.5)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
