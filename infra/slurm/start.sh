@@ -49,6 +49,8 @@ new_conf=$(cat <<CONF
 ClusterName=midilm
 SlurmctldHost=$HOST
 AuthType=auth/munge
+# Step credentials live 30 s, and a requeued job waits that long to start again (default 120).
+AuthInfo=cred_expire=30
 SlurmUser=root
 SlurmdUser=root
 ProctrackType=proctrack/linuxproc
@@ -57,6 +59,8 @@ SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
 DefMemPerCPU=$def_mem
 SchedulerType=sched/backfill
+# Backfill every 5 s (default 30): a requeued job starts soon after its hold ends.
+SchedulerParameters=bf_interval=5
 MpiDefault=none
 ReturnToService=2
 JobRequeue=1
@@ -79,7 +83,10 @@ if [ ! -f "$CONF" ] || [ "$(cat "$CONF")" != "$new_conf" ]; then
   printf '%s\n' "$new_conf" > "$CONF"
   pkill -x slurmctld 2>/dev/null || true
   pkill -x slurmd 2>/dev/null || true
-  sleep 1
+  for _ in $(seq 1 60); do  # restart only once the old daemons are gone
+    pgrep -x slurmctld >/dev/null || pgrep -x slurmd >/dev/null || break
+    sleep 0.5
+  done
 fi
 
 pgrep -x slurmctld >/dev/null || { log "starting slurmctld"; /usr/sbin/slurmctld; }

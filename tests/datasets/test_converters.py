@@ -16,11 +16,10 @@ from midilm.datasets.listing import registry_tasks
 from midilm.datasets.sources import PieceTask, files_tasks, folder_tasks
 from midilm.datasets.worker import process_piece
 from midilm.specs.dataset import SourceSpec
+from tests.conftest import SHARED_DATASETS
 from tests.datasets.params import make_spec, rules
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "datasets"
-if not SHARED.is_dir():
-    SHARED = Path("/work/shared/datasets")
+SHARED = SHARED_DATASETS
 pytestmark = pytest.mark.skipif(not SHARED.is_dir(), reason="shared/datasets not present")
 
 

@@ -46,11 +46,11 @@ def test_equal_content_takes_the_strictest_official_split() -> None:
 
 
 def test_no_test_piece_or_duplicate_leaks_into_train(
-    tmp_path: Path, params_factory, monkeypatch
+    tmp_path: Path, params_factory, monkeypatch, shared_datasets: Path
 ) -> None:
     """Groove (official split) plus a user folder holding copies of Groove test and train
     files (at 960 ticks per quarter): the copies never reach train."""
-    shared = Path("/work/shared/datasets")
+    shared = shared_datasets
     monkeypatch.setenv("MIDILM_MIRROR", str(shared))
     groove = registry_tasks("groove", SourceSpec(kind="registry"), rules()).tasks[:200]
     test_files = [t.ref for t in groove if t.split == "test"][:3]

@@ -157,7 +157,7 @@ def test_gpu_template_ranks_meet_checkpoint_on_sigterm_and_are_requeued(
     """The gpu template with CPU ranks (gloo): srun starts torchrun, two ranks rendezvous on the
     first node; SIGTERM to the batch shell (what --signal=B:TERM@grace sends before the time
     limit) reaches both ranks, which save and exit; the job is requeued and `sbatch --wait` waits
-    for the second run (Slurm holds a requeued job ~2 minutes)."""
+    for the second run (Slurm holds a requeued job cred_expire = 30 s here)."""
     (tmp_path / "worker.py").write_text(GLOO_WORKER)
     (tmp_path / "infra").mkdir()
     (tmp_path / "infra" / "resources.yaml").write_text(

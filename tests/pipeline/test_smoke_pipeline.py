@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import time
 from pathlib import Path
 
@@ -94,20 +95,17 @@ def test_rerun_with_nothing_changed_does_nothing(smoke_repo: Path) -> None:
     assert time.monotonic() - started < 60
 
 
-def test_changing_a_generate_param_reruns_only_what_depends_on_it(smoke_repo: Path) -> None:
-    params = smoke_repo / "params.yaml"
-    original = params.read_text()
-    try:
-        head, tail = original.split("\ngenerate:\n", 1)  # the top-level group, not a model's
-        params.write_text(
-            f"{head}\ngenerate:\n" + tail.replace("temperature: 1.0", "temperature: 0.9", 1)
-        )
-        ran = run(["dvc", "repro"], smoke_repo).stdout
-        for stage in ("generate@gpt", "evaluate@gpt", "report"):
-            assert f"Running stage '{stage}'" in ran
-        for stage in ("datasets", "split", "augment", "tokenize@", "pack@", "train@", "complexity"):
-            assert f"Running stage '{stage}" not in ran
-    finally:
-        params.write_text(original)
-        restored = run(["dvc", "repro"], smoke_repo).stdout  # back to the first run's outputs
-        assert "Running stage 'train@" not in restored
+def test_changing_a_generate_param_reruns_only_what_depends_on_it(
+    smoke_repo: Path, tmp_path: Path
+) -> None:
+    repo = Path(shutil.copytree(smoke_repo, tmp_path / "repo", symlinks=True))  # keep the original
+    params = repo / "params.yaml"
+    head, tail = params.read_text().split("\ngenerate:\n", 1)  # the top-level group, not a model's
+    params.write_text(
+        f"{head}\ngenerate:\n" + tail.replace("temperature: 1.0", "temperature: 0.9", 1)
+    )
+    ran = run(["dvc", "repro"], repo).stdout
+    for stage in ("generate@gpt", "evaluate@gpt", "report"):
+        assert f"Running stage '{stage}'" in ran
+    for stage in ("datasets", "split", "augment", "tokenize@", "pack@", "train@", "complexity"):
+        assert f"Running stage '{stage}" not in ran

@@ -275,9 +275,15 @@ def job_end_states(job_id: str, settle_s: float = 60.0) -> dict[str, str]:
     """
     deadline = time.monotonic() + settle_s
     while True:
-        shown = subprocess.run(
-            ["scontrol", "-o", "show", "job", job_id], capture_output=True, text=True, check=False
-        )
+        try:
+            shown = subprocess.run(
+                ["scontrol", "-o", "show", "job", job_id],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+        except FileNotFoundError:
+            return {}
         states = dict(re.findall(r"\bJobId=(\d+)\b.*?\bJobState=(\S+)", shown.stdout))
         if shown.returncode != 0 or not states:
             return {}
