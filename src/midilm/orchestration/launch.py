@@ -253,9 +253,10 @@ def _submit(stage: str, script_path: Path, script: str, log_name: str) -> int:
     if code == 0 and failed:  # `sbatch --wait` can read a cancelled job's exit code as 0
         code = 1
     if code != 0:
+        job = f"job {job_id}" if job_id else "job"
         how = f" ended {', '.join(failed)}" if failed else ""
         print(
-            f"midilm: stage {stage} failed as a Slurm job {job_id}{how} ({script_path.name}); "
+            f"midilm: stage {stage} failed as a Slurm {job}{how} ({script_path.name}); "
             f"log: {script_path.parent}/{log_name}",
             file=sys.stderr,
         )
