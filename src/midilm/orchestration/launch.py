@@ -250,8 +250,8 @@ def _submit(stage: str, script_path: Path, script: str, log_name: str) -> int:
     code = sbatch.wait()
     ended = job_end_states(job_id) if job_id.isdigit() else {}
     failed = sorted(state for state in ended.values() if state != "COMPLETED")
-    if code == 0 and failed:  # `sbatch --wait` can read a cancelled job's exit code as 0
-        code = 1
+    if ended:  # the job's final state decides, not the exit code `sbatch --wait` read
+        code = (code or 1) if failed else 0
     if code != 0:
         job = f"job {job_id}" if job_id else "job"
         how = f" ended {', '.join(failed)}" if failed else ""
@@ -267,14 +267,14 @@ def _submit(stage: str, script_path: Path, script: str, log_name: str) -> int:
 _UNFINISHED_STATES = {"COMPLETING", "CONFIGURING", "PENDING", "REQUEUED", "RESIZING", "RUNNING"}
 
 
-def job_end_states(job_id: str, settle_s: float = 60.0) -> dict[str, str]:
+def job_end_states(job_id: str) -> dict[str, str]:
     """JobId -> JobState of a job's records (one per array task) once Slurm has finished them.
 
-    `sbatch --wait` returns as soon as the job looks finished, and a job cancelled while its
-    batch script still runs looks finished with exit code 0; the final state says what happened.
-    Empty when scontrol no longer knows the job (MinJobAge passed): then sbatch's code stands.
+    `sbatch --wait` returns as soon as the job looks finished: a job cancelled while its batch
+    script still runs looks finished with exit code 0, and a job asking to be requeued can look
+    finished with its first run's code before it runs again. This waits, as sbatch should, until
+    no record is unfinished. Empty when scontrol no longer knows the job (MinJobAge passed).
     """
-    deadline = time.monotonic() + settle_s
     while True:
         try:
             shown = subprocess.run(
@@ -288,9 +288,9 @@ def job_end_states(job_id: str, settle_s: float = 60.0) -> dict[str, str]:
         states = dict(re.findall(r"\bJobId=(\d+)\b.*?\bJobState=(\S+)", shown.stdout))
         if shown.returncode != 0 or not states:
             return {}
-        if not _UNFINISHED_STATES & set(states.values()) or time.monotonic() > deadline:
+        if not _UNFINISHED_STATES & set(states.values()):
             return states
-        time.sleep(0.5)
+        time.sleep(1.0)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
