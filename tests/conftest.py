@@ -91,7 +91,7 @@ def smoke_run(tmp_path_factory: pytest.TempPathFactory, repo_root: Path) -> smok
     started = time.monotonic()
     smoke_repo.run(["dvc", "repro"], repo)
     print(f"smoke dvc repro: {time.monotonic() - started:.1f} s")
-    return smoke_repo.SmokeRun(repo, smoke_repo.tables_of(repo), smoke_repo.lock_outputs(repo))
+    return smoke_repo.SmokeRun(repo, smoke_repo.tables_of(repo))
 
 
 # A tiny real split manifest (the twelve chorales: 8 train, 2 valid, 2 test) in a temp repo.

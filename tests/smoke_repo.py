@@ -31,11 +31,10 @@ GIT_ENV = {
 
 @dataclass(frozen=True)
 class SmokeRun:
-    """A smoke repo after `dvc repro`, and its tables and dvc.lock hashes as that run left them."""
+    """A smoke repo after `dvc repro`, and its tables as that first run wrote them."""
 
     repo: Path
     tables: dict[str, bytes]
-    lock: dict[str, str]
 
     def compared_tables(self) -> dict[str, bytes]:
         return deterministic(self.tables)
@@ -115,8 +114,8 @@ def measured_output(path: str) -> bool:
     )
 
 
-def differing_outputs(reference: dict[str, str], repo: Path) -> list[str]:
-    """The outputs whose dvc.lock hash in `repo` differs from `reference` (the same outputs)."""
-    lock = lock_outputs(repo)
-    assert lock.keys() == reference.keys(), sorted(lock.keys() ^ reference.keys())
-    return sorted(path for path in lock if lock[path] != reference[path])
+def differing_outputs(first: Path, second: Path) -> list[str]:
+    """The outputs whose dvc.lock hashes differ between two runs' repos (the same outputs)."""
+    a, b = lock_outputs(first), lock_outputs(second)
+    assert a.keys() == b.keys(), sorted(a.keys() ^ b.keys())
+    return sorted(path for path in a if a[path] != b[path])

@@ -47,7 +47,7 @@ def test_the_flow_runs_every_stage_as_a_slurm_job_and_matches_dvc_repro(
     tables = compared_tables(repo)
     for name in reference:
         assert tables[name] == reference[name], f"{name} differs between two identical runs"
-    differ = differing_outputs(smoke_run.lock, repo)
+    differ = differing_outputs(smoke_run.repo, repo)
     assert all(measured_output(path) for path in differ), differ
     status = smoke_repo.run(["dvc", "status"], repo).stdout
     assert "up to date" in status, status

@@ -25,24 +25,22 @@ def tree_bytes(folder: Path) -> dict[str, bytes]:
     }
 
 
-def _launch(stage: str, code: str, cwd: Path) -> int:
+def _start(stage: str, command: list[str], cwd: Path) -> subprocess.Popen[str]:
+    """`python -m midilm.orchestration.launch <stage> -- <command>` with MIDILM_EXECUTOR=slurm,
+    its output captured (stdout: the job id)."""
     env = {**os.environ, "MIDILM_EXECUTOR": "slurm"}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "midilm.orchestration.launch",
-            stage,
-            "--",
-            sys.executable,
-            "-c",
-            code,
-        ],
-        cwd=cwd,
-        env=env,
-        check=False,
-    ).returncode
+    argv = [sys.executable, "-m", "midilm.orchestration.launch", stage, "--", *command]
+    return subprocess.Popen(
+        argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def _launch(stage: str, code: str, cwd: Path) -> int:
+    launcher = _start(stage, [sys.executable, "-c", code], cwd)
+    _, stderr = launcher.communicate()
+    print(stderr, file=sys.stderr)  # shown by pytest when the test fails
+    return launcher.returncode
 
 
 def test_a_stage_runs_as_a_slurm_job_and_its_exit_code_propagates(
@@ -89,17 +87,7 @@ def test_a_cancelled_job_fails_its_stage_though_sbatch_reads_exit_code_0(
     """`scancel` while the stage still saves: Slurm marks the job CANCELLED at once, with exit
     code 0 until the script ends, and `sbatch --wait` returns that 0. The launcher reads the final
     state: the stage fails (DVC records nothing) and says why."""
-    env = {**os.environ, "MIDILM_EXECUTOR": "slurm"}
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
-    argv = [sys.executable, "-m", "midilm.orchestration.launch", "split", "--"]
-    launcher = subprocess.Popen(
-        [*argv, sys.executable, "-c", SLOW_TO_STOP],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    launcher = _start("split", [sys.executable, "-c", SLOW_TO_STOP], tmp_path)
     deadline = time.monotonic() + 120
     while not (tmp_path / "job_id").exists():
         assert time.monotonic() < deadline and launcher.poll() is None, "the job did not start"
@@ -163,20 +151,16 @@ def test_gpu_template_ranks_meet_checkpoint_on_sigterm_and_are_requeued(
     (tmp_path / "infra" / "resources.yaml").write_text(
         "train: {cpus: 2, mem: 2G, procs_per_node: 2, requeue: true, signal_grace_s: 60}\n"
     )
-    env = {**os.environ, "MIDILM_EXECUTOR": "slurm"}
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
-    argv = [sys.executable, "-m", "midilm.orchestration.launch", "train@ddp", "--"]
-    launcher = subprocess.Popen(
-        [*argv, sys.executable, "worker.py"], cwd=tmp_path, env=env, stdout=subprocess.PIPE
-    )
+    launcher = _start("train@ddp", [sys.executable, "worker.py"], tmp_path)
     assert launcher.stdout is not None
-    job_id = launcher.stdout.readline().decode().strip()
+    job_id = launcher.stdout.readline().strip()
     deadline = time.monotonic() + 120
     while not all((tmp_path / f"rank{r}-run0").exists() for r in (0, 1)):
         assert time.monotonic() < deadline and launcher.poll() is None, "ranks did not start"
         time.sleep(0.2)
     subprocess.run(["scancel", "--signal=TERM", "--batch", job_id], check=True)
-    assert launcher.wait(timeout=400) == 0
+    launcher.communicate(timeout=400)
+    assert launcher.returncode == 0
     for rank in (0, 1):
         assert (tmp_path / f"rank{rank}-run0").read_text() == "2 3.0"  # world 2, 1 + 2
         assert (tmp_path / f"rank{rank}-checkpoint").exists()
